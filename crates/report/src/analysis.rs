@@ -1,0 +1,308 @@
+//! Correlation tests (across labels, across samples), depth trends and the
+//! Benjamini-Hochberg correction over the whole family of tests.
+
+use crate::aggregate::{
+    aggregate, by_label, group, label_performance, values, Aggregate, GroupKey, Groups, ModelPerf,
+};
+use crate::dataset::{Dataset, ModelId};
+use crate::metric::Metric;
+use crate::record::{Kind, SpectrumVariant};
+use std::collections::BTreeMap;
+use stiffness_stats::{
+    benjamini_hochberg, pearson, point_biserial, spearman, spearman_trend, summarize, Correlation,
+    Method, NotComputable,
+};
+
+/// What a correlation is computed across.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    /// Per-label metric means vs per-label accuracy / loss.
+    Labels,
+    /// Per-sample metric vs per-sample loss / correctness.
+    Samples,
+}
+
+/// What the metric is correlated with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Target {
+    /// Per-label accuracy.
+    Accuracy,
+    /// Cross-entropy loss (per label mean, or per sample).
+    Loss,
+    /// Per-sample correctness (0/1).
+    Correct,
+}
+
+impl Scope {
+    /// "labels" or "samples".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Labels => "labels",
+            Scope::Samples => "samples",
+        }
+    }
+}
+
+impl Target {
+    /// "accuracy", "loss" or "correct".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Accuracy => "accuracy",
+            Target::Loss => "loss",
+            Target::Correct => "correct",
+        }
+    }
+}
+
+/// The short name of a correlation method for tables.
+pub fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::Pearson => "pearson",
+        Method::Spearman => "spearman",
+        Method::PointBiserial => "point_biserial",
+    }
+}
+
+/// One correlation test.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CorrelationRow {
+    /// The (model, block, kind, variant).
+    pub key: GroupKey,
+    /// The metric.
+    pub metric: Metric,
+    /// Across labels or samples.
+    pub scope: Scope,
+    /// Correlated with what.
+    pub target: Target,
+    /// Which coefficient.
+    pub method: Method,
+    /// The result or why there is none.
+    pub result: Result<Correlation, NotComputable>,
+    /// Benjamini-Hochberg q over the report's family; `None` if not computed.
+    pub q: Option<f64>,
+}
+
+/// Trend of a metric's per-block mean with depth.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrendRow {
+    /// The model.
+    pub model: ModelId,
+    /// Jacobian kind.
+    pub kind: Kind,
+    /// Spectrum variant.
+    pub spectrum: SpectrumVariant,
+    /// The metric.
+    pub metric: Metric,
+    /// (block, block index, mean over all samples; NaN when undefined),
+    /// in depth order.
+    pub blocks: Vec<(String, usize, f64)>,
+    /// Spearman rho of mean vs depth.
+    pub result: Result<Correlation, NotComputable>,
+    /// Benjamini-Hochberg q over the report's family.
+    pub q: Option<f64>,
+}
+
+/// Everything computed from a [`Dataset`].
+#[derive(Clone, Debug)]
+pub struct Analysis {
+    /// Record indices per group.
+    pub groups: Groups,
+    /// Per-group, per-label (and all-label) metric summaries.
+    pub aggregates: Vec<Aggregate>,
+    /// Per-label accuracy and loss per model.
+    pub performance: BTreeMap<ModelId, ModelPerf>,
+    /// All correlation tests.
+    pub correlations: Vec<CorrelationRow>,
+    /// All depth-trend tests.
+    pub trends: Vec<TrendRow>,
+}
+
+impl Analysis {
+    /// Runs every aggregation and test; q-values are adjusted over the
+    /// correlations and trends together.
+    pub fn new(data: &Dataset) -> Self {
+        let groups = group(data);
+        let aggregates = aggregate(data, &groups);
+        let performance = label_performance(data);
+        let mut correlations = Vec::new();
+        for (key, idx) in &groups {
+            correlations.extend(group_correlations(data, key, idx, &performance[&key.model]));
+        }
+        let mut trends = trends(&aggregates);
+        apply_bh(&mut correlations, &mut trends);
+        Self {
+            groups,
+            aggregates,
+            performance,
+            correlations,
+            trends,
+        }
+    }
+
+    /// The all-label aggregate of `metric` in group `key`.
+    pub fn overall(&self, key: &GroupKey, metric: Metric) -> Option<&Aggregate> {
+        self.aggregates
+            .iter()
+            .find(|a| a.label.is_none() && a.metric == metric && &a.key == key)
+    }
+
+    /// The test of `metric` in group `key` with the given scope, target
+    /// and method, if it was run.
+    pub fn find(
+        &self,
+        key: &GroupKey,
+        metric: Metric,
+        scope: Scope,
+        target: Target,
+        method: Method,
+    ) -> Option<&CorrelationRow> {
+        self.correlations.iter().find(|c| {
+            &c.key == key
+                && c.metric == metric
+                && c.scope == scope
+                && c.target == target
+                && c.method == method
+        })
+    }
+
+    /// The number of tests with a p-value (the BH family size).
+    pub fn family_size(&self) -> usize {
+        self.correlations.iter().filter(|c| c.q.is_some()).count()
+            + self.trends.iter().filter(|t| t.q.is_some()).count()
+    }
+}
+
+fn group_correlations(
+    data: &Dataset,
+    key: &GroupKey,
+    idx: &[usize],
+    perf: &ModelPerf,
+) -> Vec<CorrelationRow> {
+    let mut out = Vec::new();
+    for metric in Metric::ALL {
+        if values(&data.records, idx, metric).is_empty() {
+            continue;
+        }
+        let row = |scope, target, method, result| CorrelationRow {
+            key: key.clone(),
+            metric,
+            scope,
+            target,
+            method,
+            result,
+            q: None,
+        };
+        let (x, acc, loss) = label_vectors(data, idx, metric, perf);
+        for (target, y) in [(Target::Accuracy, &acc), (Target::Loss, &loss)] {
+            out.push(row(Scope::Labels, target, Method::Pearson, pearson(&x, y)));
+            out.push(row(
+                Scope::Labels,
+                target,
+                Method::Spearman,
+                spearman(&x, y),
+            ));
+        }
+        let (x, loss, correct) = sample_vectors(data, idx, metric);
+        out.push(row(
+            Scope::Samples,
+            Target::Loss,
+            Method::Pearson,
+            pearson(&x, &loss),
+        ));
+        out.push(row(
+            Scope::Samples,
+            Target::Loss,
+            Method::Spearman,
+            spearman(&x, &loss),
+        ));
+        let pb = point_biserial(&correct, &x);
+        out.push(row(
+            Scope::Samples,
+            Target::Correct,
+            Method::PointBiserial,
+            pb,
+        ));
+    }
+    out
+}
+
+/// Across labels: (per-label metric mean, accuracy, loss), one entry per
+/// label present in the group that has a performance entry. A label whose
+/// values are all non-finite gets NaN (excluded and counted by the test).
+pub fn label_vectors(
+    data: &Dataset,
+    idx: &[usize],
+    metric: Metric,
+    perf: &ModelPerf,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (mut x, mut acc, mut loss) = (Vec::new(), Vec::new(), Vec::new());
+    for (label, (_, sub)) in by_label(&data.records, idx) {
+        let Some(p) = perf.get(label) else { continue };
+        let v = values(&data.records, &sub, metric);
+        x.push(summarize(&v).map_or(f64::NAN, |s| s.mean));
+        acc.push(p.accuracy);
+        loss.push(p.loss);
+    }
+    (x, acc, loss)
+}
+
+/// Across samples: (metric, loss, correct) per record where the metric applies.
+pub fn sample_vectors(
+    data: &Dataset,
+    idx: &[usize],
+    metric: Metric,
+) -> (Vec<f64>, Vec<f64>, Vec<bool>) {
+    let (mut x, mut loss, mut correct) = (Vec::new(), Vec::new(), Vec::new());
+    for &i in idx {
+        let r = &data.records[i];
+        if let Some(v) = metric.value(r) {
+            x.push(v);
+            loss.push(r.loss);
+            correct.push(r.correct);
+        }
+    }
+    (x, loss, correct)
+}
+
+fn trends(aggregates: &[Aggregate]) -> Vec<TrendRow> {
+    type TrendKey = (ModelId, Kind, SpectrumVariant, Metric);
+    let mut series: BTreeMap<TrendKey, Vec<(String, usize, f64)>> = BTreeMap::new();
+    for a in aggregates.iter().filter(|a| a.label.is_none()) {
+        let k = &a.key;
+        let mean = a.summary.map_or(f64::NAN, |s| s.mean);
+        series
+            .entry((k.model.clone(), k.kind, k.spectrum, a.metric))
+            .or_default()
+            .push((k.block.clone(), k.block_index, mean));
+    }
+    series
+        .into_iter()
+        .map(|((model, kind, spectrum, metric), mut blocks)| {
+            blocks.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+            let means: Vec<f64> = blocks.iter().map(|b| b.2).collect();
+            TrendRow {
+                model,
+                kind,
+                spectrum,
+                metric,
+                result: spearman_trend(&means),
+                blocks,
+                q: None,
+            }
+        })
+        .collect()
+}
+
+fn apply_bh(correlations: &mut [CorrelationRow], trends: &mut [TrendRow]) {
+    let p_of = |r: &Result<Correlation, NotComputable>| r.as_ref().ok().map(|c| c.p);
+    let mut p: Vec<Option<f64>> = correlations.iter().map(|c| p_of(&c.result)).collect();
+    p.extend(trends.iter().map(|t| p_of(&t.result)));
+    let q = benjamini_hochberg(&p);
+    let (qc, qt) = q.split_at(correlations.len());
+    for (c, q) in correlations.iter_mut().zip(qc) {
+        c.q = *q;
+    }
+    for (t, q) in trends.iter_mut().zip(qt) {
+        t.q = *q;
+    }
+}

@@ -1,0 +1,223 @@
+//! The report end to end: structure snapshot, shard merging, record reading.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::path::PathBuf;
+use stiffness_report::record::{records_csv, RECORDS_JSONL};
+use stiffness_report::tables::{AGGREGATES_HEADER, CORRELATIONS_HEADER, TRENDS_HEADER};
+use stiffness_report::{read_records, write_report, Error, Metric, ReportOptions};
+
+fn first_line(path: &std::path::Path) -> String {
+    fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+const HEADINGS: &[&str] = &[
+    "# Block-level stiffness report",
+    "## Reproducibility",
+    "## Method",
+    "### Exact and paper-compatible spectra",
+    "## Accuracy and loss per label",
+    "## Stiffness by block",
+    "## Depth trends",
+    "## Correlations across labels",
+    "## Correlations across samples",
+    "## Figures",
+    "### Metric against depth",
+    "### Eigenvalues in the complex plane",
+    "### Per-label scatter plots",
+    "### Correlation heat maps",
+    "## Notes",
+];
+
+#[test]
+fn report_structure_snapshot() {
+    let dir = temp_dir("snap-in");
+    write_dir(&dir, &all_records(), true);
+    let out = temp_dir("snap-out");
+    let opt = ReportOptions {
+        key_metrics: vec![Metric::StiffnessIndex, Metric::SigmaRatio],
+        ..ReportOptions::default()
+    };
+    let summary = write_report(&[dir], &out, &opt).unwrap();
+    let files: Vec<String> = summary
+        .files
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let expected = [
+        "aggregates.csv",
+        "correlations.csv",
+        "figures/depth_block_exact_sigma_ratio",
+        "figures/depth_block_exact_stiffness_index",
+        "figures/depth_block_paper-compat_stiffness_index",
+        "figures/depth_residual_exact_sigma_ratio",
+        "figures/depth_residual_exact_stiffness_index",
+        "figures/depth_residual_paper-compat_stiffness_index",
+        "figures/eigs_resnet-test_layer2_1_s0_block_exact",
+        "figures/eigs_resnet-test_layer2_1_s0_residual_exact",
+        "figures/heatmap_resnet-test_block_exact_accuracy",
+        "figures/heatmap_resnet-test_block_exact_loss",
+        "figures/heatmap_resnet-test_block_paper-compat_accuracy",
+        "figures/heatmap_resnet-test_block_paper-compat_loss",
+        "figures/heatmap_resnet-test_residual_exact_accuracy",
+        "figures/heatmap_resnet-test_residual_exact_loss",
+        "figures/heatmap_resnet-test_residual_paper-compat_accuracy",
+        "figures/heatmap_resnet-test_residual_paper-compat_loss",
+        "figures/labels_resnet-test_block_exact_sigma_ratio_accuracy",
+        "figures/labels_resnet-test_block_exact_sigma_ratio_loss",
+        "figures/labels_resnet-test_block_exact_stiffness_index_accuracy",
+        "figures/labels_resnet-test_block_exact_stiffness_index_loss",
+        "figures/labels_resnet-test_block_paper-compat_stiffness_index_accuracy",
+        "figures/labels_resnet-test_block_paper-compat_stiffness_index_loss",
+        "figures/labels_resnet-test_residual_exact_sigma_ratio_accuracy",
+        "figures/labels_resnet-test_residual_exact_sigma_ratio_loss",
+        "figures/labels_resnet-test_residual_exact_stiffness_index_accuracy",
+        "figures/labels_resnet-test_residual_exact_stiffness_index_loss",
+        "figures/labels_resnet-test_residual_paper-compat_stiffness_index_accuracy",
+        "figures/labels_resnet-test_residual_paper-compat_stiffness_index_loss",
+        "report.html",
+        "report.md",
+        "trends.csv",
+    ];
+    let mut want: Vec<String> = Vec::new();
+    for e in expected {
+        if e.starts_with("figures/") {
+            want.push(format!("{e}.png"));
+            want.push(format!("{e}.svg"));
+        } else {
+            want.push(e.to_string());
+        }
+    }
+    want.sort();
+    assert_eq!(files, want);
+    for f in &files {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let md = fs::read_to_string(out.join("report.md")).unwrap();
+    assert_eq!(stiffness_report::doc::headings(&md), HEADINGS);
+    assert_eq!(
+        first_line(&out.join("aggregates.csv")),
+        AGGREGATES_HEADER.join(",")
+    );
+    assert_eq!(
+        first_line(&out.join("correlations.csv")),
+        CORRELATIONS_HEADER.join(",")
+    );
+    assert_eq!(first_line(&out.join("trends.csv")), TRENDS_HEADER.join(","));
+    assert_eq!(
+        AGGREGATES_HEADER.join(","),
+        "model,model_sha256,block,block_index,kind,spectrum,label,label_name,metric,present,n,excluded,pos_inf,neg_inf,nan,mean,median,std,ci_low,ci_high,min,max"
+    );
+    assert_eq!(
+        CORRELATIONS_HEADER.join(","),
+        "model,model_sha256,block,block_index,kind,spectrum,metric,scope,target,method,n,r,p,ci_low,ci_high,q,excluded,reason"
+    );
+    assert_eq!(
+        TRENDS_HEADER.join(","),
+        "model,model_sha256,kind,spectrum,metric,blocks,block_means,n,rho,p,ci_low,ci_high,q,excluded,reason,method"
+    );
+    let html = fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        html.contains("<svg") && !html.contains("src=\"figures/"),
+        "HTML must be self-contained"
+    );
+    assert!(md.contains(SHA) && md.contains("/data/cifar10") && md.contains("1e-6 * max(1, rho)"));
+    assert!(md.contains("eval.json"));
+    assert_eq!(summary.models, 1);
+}
+
+fn tables(out: &std::path::Path) -> Vec<Vec<u8>> {
+    ["aggregates.csv", "correlations.csv", "trends.csv"]
+        .iter()
+        .map(|f| fs::read(out.join(f)).unwrap())
+        .collect()
+}
+
+#[test]
+fn shards_give_byte_identical_tables_to_the_merged_records() {
+    let all = all_records();
+    let merged = temp_dir("shard-merged");
+    write_dir(&merged, &all, true);
+    let (a, b) = (temp_dir("shard-a"), temp_dir("shard-b"));
+    // Shard A: even samples plus a few duplicates of B's work; B: odd samples,
+    // written in reverse order.
+    let mut ra: Vec<_> = all
+        .iter()
+        .filter(|r| r.sample % 2 == 0 || r.sample == 3)
+        .cloned()
+        .collect();
+    let mut rb: Vec<_> = all.iter().filter(|r| r.sample % 2 == 1).cloned().collect();
+    rb.reverse();
+    ra.push(rb[0].clone());
+    write_dir(&a, &ra, true);
+    write_dir(&b, &rb, false);
+    let opt = ReportOptions {
+        key_metrics: vec![Metric::StiffnessIndex],
+        ..ReportOptions::default()
+    };
+    let (o1, o2, o3) = (
+        temp_dir("shard-o1"),
+        temp_dir("shard-o2"),
+        temp_dir("shard-o3"),
+    );
+    let s1 = write_report(&[merged], &o1, &opt).unwrap();
+    let s2 = write_report(&[a.clone(), b.clone()], &o2, &opt).unwrap();
+    write_report(&[b, a], &o3, &opt).unwrap();
+    assert_eq!(tables(&o1), tables(&o2));
+    assert_eq!(tables(&o1), tables(&o3));
+    assert_eq!((s1.records, s2.records), (all.len(), all.len()));
+    assert_eq!(s2.duplicates, 17);
+}
+
+#[test]
+fn read_records_tolerates_only_a_truncated_last_line() {
+    let dir = temp_dir("trunc");
+    let recs: Vec<_> = all_records().into_iter().take(3).collect();
+    let mut text: String = recs.iter().map(|r| r.to_json_line() + "\n").collect();
+    let partial = &recs[0].to_json_line()[..40];
+    fs::write(dir.join(RECORDS_JSONL), format!("{text}{partial}")).unwrap();
+    assert_eq!(read_records(&dir).unwrap(), recs);
+
+    text.insert_str(recs[0].to_json_line().len() + 1, "{\"model\": oops\n");
+    fs::write(dir.join(RECORDS_JSONL), &text).unwrap();
+    let err = read_records(&dir).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Parse { line: Some(2), .. }), "{msg}");
+    assert!(
+        msg.contains("records.jsonl") && msg.contains("line 2"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn records_round_trip_through_csv_and_json_with_non_finite_values() {
+    let dir = temp_dir("csv");
+    let recs = all_records();
+    assert!(recs
+        .iter()
+        .any(|r| r.stiffness_index == Some(f64::INFINITY)));
+    write_dir(&dir, &recs, false);
+    let line = fs::read_to_string(dir.join(RECORDS_JSONL)).unwrap();
+    assert!(
+        line.contains("\"stiffness_index\":\"inf\"")
+            && line.contains("\"stiffness_index\":\"nan\"")
+    );
+    fs::remove_file(dir.join(RECORDS_JSONL)).unwrap();
+    let back = read_records(&dir).unwrap();
+    assert_eq!(back.len(), recs.len());
+    let same = |a: &stiffness_report::Record, b: &stiffness_report::Record| {
+        a.to_json_line() == b.to_json_line()
+    };
+    assert!(back.iter().zip(&recs).all(|(a, b)| same(a, b)));
+    let header = String::from_utf8(records_csv(&recs).unwrap()).unwrap();
+    let first = header.lines().next().unwrap().to_string();
+    assert_eq!(first, stiffness_report::record::record_columns().join(","));
+    let _: PathBuf = dir;
+}

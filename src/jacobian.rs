@@ -1,0 +1,255 @@
+//! Dense-in-footprint Jacobians assembled from batched JVPs by column colouring.
+//!
+//! A convolution chain is local: input position (c, h, w) influences only the
+//! outputs in a window around (h, w) (its footprint, see
+//! [`crate::model::geometry`]). Columns whose footprints are disjoint can be
+//! recovered from one JVP with the sum of their unit tangents (a compressed
+//! Jacobian). With colouring period P_h x P_w per channel, C_in * P_h * P_w
+//! JVPs recover all n columns; e.g. 25 * C for two 3x3 convolutions.
+//!
+//! Column j is stored as a dense block over its footprint, C_out x |fp_h| x |fp_w|,
+//! in f32 (the precision of the JVPs). Entries outside the footprint are exact zeros.
+
+use candle_core::{Device, Tensor};
+use faer::Mat;
+
+use crate::error::Result;
+use crate::model::geometry::{AxisFootprint, Interval};
+
+/// Tangents per JVP batch: bounds memory (batch x n x 4 bytes) without losing speed.
+const MAX_BATCH: usize = 256;
+
+/// A linear map between (C, H, W) spaces given by a batched JVP.
+pub struct LinearMap<'a> {
+    pub in_shape: [usize; 3],
+    pub out_shape: [usize; 3],
+    /// Footprints along H and W.
+    pub footprints: [AxisFootprint; 2],
+    /// Applies the map to f32 tangents (B, C_in, H_in, W_in) -> (B, C_out, H_out, W_out).
+    pub apply: &'a dyn Fn(&Tensor) -> Result<Tensor>,
+}
+
+/// A Jacobian stored column by column over each column's footprint.
+#[derive(Debug, Clone)]
+pub struct FootprintJacobian {
+    pub in_shape: [usize; 3],
+    pub out_shape: [usize; 3],
+    reach_h: Vec<Interval>,
+    reach_w: Vec<Interval>,
+    /// Start of column j's block in `values`.
+    offsets: Vec<usize>,
+    values: Vec<f32>,
+}
+
+impl FootprintJacobian {
+    /// Assemble the columns selected by `columns` (all when `None`; the others are
+    /// left zero) with C_in * P_h * P_w coloured JVPs, in batches.
+    pub fn assemble(map: &LinearMap<'_>, columns: Option<&[bool]>) -> Result<Self> {
+        let [c_in, h_in, w_in] = map.in_shape;
+        let c_out = map.out_shape[0];
+        let reach_h = map.footprints[0].reach.clone();
+        let reach_w = map.footprints[1].reach.clone();
+        let mut offsets = Vec::with_capacity(c_in * h_in * w_in + 1);
+        offsets.push(0);
+        for _ in 0..c_in {
+            for rh in &reach_h {
+                for rw in &reach_w {
+                    let size = c_out * len(rh) * len(rw);
+                    offsets.push(offsets.last().copied().unwrap_or(0) + size);
+                }
+            }
+        }
+        let mut jac = Self {
+            in_shape: map.in_shape,
+            out_shape: map.out_shape,
+            reach_h,
+            reach_w,
+            values: vec![0.0; offsets.last().copied().unwrap_or(0)],
+            offsets,
+        };
+        let colouring = Colouring::new(map);
+        let colours: Vec<Colour> = colouring.colours().collect();
+        for chunk in colours.chunks(MAX_BATCH) {
+            let tangents = colouring.tangents(chunk, columns)?;
+            let images = (map.apply)(&tangents)?.flatten_all()?.to_vec1::<f32>()?;
+            let out_len: usize = map.out_shape.iter().product();
+            for (b, colour) in chunk.iter().enumerate() {
+                let image = &images[b * out_len..(b + 1) * out_len];
+                for col in colouring.members(*colour) {
+                    if columns.is_none_or(|sel| sel[col]) {
+                        jac.scatter_column(col, image);
+                    }
+                }
+            }
+        }
+        Ok(jac)
+    }
+
+    /// Copy column `col`'s footprint out of the image of its coloured tangent.
+    fn scatter_column(&mut self, col: usize, image: &[f32]) {
+        let [c_out, h_out, w_out] = self.out_shape;
+        let (rh, rw) = self.reaches(col);
+        let mut k = self.offsets[col];
+        for co in 0..c_out {
+            for ho in rh.lo..=rh.hi {
+                let row = (co * h_out + ho as usize) * w_out;
+                for wo in rw.lo..=rw.hi {
+                    self.values[k] = image[row + wo as usize];
+                    k += 1;
+                }
+            }
+        }
+    }
+
+    fn reaches(&self, col: usize) -> (Interval, Interval) {
+        let [_, h_in, w_in] = self.in_shape;
+        let pos = col % (h_in * w_in);
+        (self.reach_h[pos / w_in], self.reach_w[pos % w_in])
+    }
+
+    pub fn n_rows(&self) -> usize {
+        self.out_shape.iter().product()
+    }
+
+    pub fn n_cols(&self) -> usize {
+        self.in_shape.iter().product()
+    }
+
+    /// Visit the stored entries of column `col` as (row, value).
+    fn for_column(&self, col: usize, mut f: impl FnMut(usize, f32)) {
+        let [c_out, h_out, w_out] = self.out_shape;
+        let (rh, rw) = self.reaches(col);
+        let mut k = self.offsets[col];
+        for co in 0..c_out {
+            for ho in rh.lo..=rh.hi {
+                let row = (co * h_out + ho as usize) * w_out;
+                for wo in rw.lo..=rw.hi {
+                    f(row + wo as usize, self.values[k]);
+                    k += 1;
+                }
+            }
+        }
+    }
+
+    /// y = J x (f64 accumulation).
+    pub fn matvec(&self, x: &[f64], y: &mut [f64]) {
+        y.fill(0.0);
+        for (col, &xj) in x.iter().enumerate() {
+            if xj != 0.0 {
+                self.for_column(col, |row, v| y[row] += f64::from(v) * xj);
+            }
+        }
+    }
+
+    /// x = J^T y (f64 accumulation).
+    pub fn rmatvec(&self, y: &[f64], x: &mut [f64]) {
+        for (col, xj) in x.iter_mut().enumerate() {
+            let mut acc = 0.0;
+            self.for_column(col, |row, v| acc += f64::from(v) * y[row]);
+            *xj = acc;
+        }
+    }
+
+    /// The dense f64 submatrix J[rows, cols].
+    pub fn dense_submatrix(&self, rows: &[usize], cols: &[usize]) -> Mat<f64> {
+        let mut position = vec![usize::MAX; self.n_rows()];
+        for (i, &r) in rows.iter().enumerate() {
+            position[r] = i;
+        }
+        let mut m = Mat::<f64>::zeros(rows.len(), cols.len());
+        for (j, &col) in cols.iter().enumerate() {
+            self.for_column(col, |row, v| {
+                if position[row] != usize::MAX {
+                    m[(position[row], j)] = f64::from(v);
+                }
+            });
+        }
+        m
+    }
+
+    /// The whole Jacobian, dense, row-major, f32.
+    pub fn to_dense_row_major(&self) -> Vec<f32> {
+        let n_cols = self.n_cols();
+        let mut out = vec![0.0f32; self.n_rows() * n_cols];
+        for col in 0..n_cols {
+            self.for_column(col, |row, v| out[row * n_cols + col] = v);
+        }
+        out
+    }
+
+    /// Rows with at least one nonzero stored entry.
+    pub fn nonzero_rows(&self) -> Vec<bool> {
+        let mut nz = vec![false; self.n_rows()];
+        for col in 0..self.n_cols() {
+            self.for_column(col, |row, v| nz[row] |= v != 0.0);
+        }
+        nz
+    }
+}
+
+fn len(iv: &Interval) -> usize {
+    if iv.is_empty() {
+        0
+    } else {
+        (iv.hi - iv.lo + 1) as usize
+    }
+}
+
+/// One colour: a channel and residues of h and w modulo the periods.
+#[derive(Debug, Clone, Copy)]
+struct Colour {
+    channel: usize,
+    rh: usize,
+    rw: usize,
+}
+
+/// The column partition: columns with equal channel and equal positions modulo
+/// (P_h, P_w) have disjoint footprints and share a tangent.
+struct Colouring {
+    in_shape: [usize; 3],
+    period_h: usize,
+    period_w: usize,
+}
+
+impl Colouring {
+    fn new(map: &LinearMap<'_>) -> Self {
+        Self {
+            in_shape: map.in_shape,
+            period_h: map.footprints[0].colouring_period(),
+            period_w: map.footprints[1].colouring_period(),
+        }
+    }
+
+    fn colours(&self) -> impl Iterator<Item = Colour> + '_ {
+        (0..self.in_shape[0]).flat_map(move |channel| {
+            (0..self.period_h).flat_map(move |rh| {
+                (0..self.period_w).map(move |rw| Colour { channel, rh, rw })
+            })
+        })
+    }
+
+    /// Flat input indices of the columns of one colour.
+    fn members(&self, c: Colour) -> impl Iterator<Item = usize> + '_ {
+        let [_, h_in, w_in] = self.in_shape;
+        (c.rh..h_in).step_by(self.period_h).flat_map(move |h| {
+            (c.rw..w_in)
+                .step_by(self.period_w)
+                .map(move |w| (c.channel * h_in + h) * w_in + w)
+        })
+    }
+
+    /// The batch of coloured tangents: each the sum of its (selected) unit vectors.
+    fn tangents(&self, chunk: &[Colour], columns: Option<&[bool]>) -> Result<Tensor> {
+        let n: usize = self.in_shape.iter().product();
+        let mut data = vec![0.0f32; chunk.len() * n];
+        for (b, colour) in chunk.iter().enumerate() {
+            for col in self.members(*colour) {
+                if columns.is_none_or(|sel| sel[col]) {
+                    data[b * n + col] = 1.0;
+                }
+            }
+        }
+        let [c, h, w] = self.in_shape;
+        Ok(Tensor::from_vec(data, (chunk.len(), c, h, w), &Device::Cpu)?)
+    }
+}

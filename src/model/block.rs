@@ -1,0 +1,210 @@
+//! Residual blocks B(x) = relu(F(x) + S(x)): forward pass, recorded trace,
+//! and the Jacobian-vector products of the whole block and of its branch.
+//!
+//! Linearisation at x (METHOD.md section 3), with D_out = diag(relu'(F(x) + S(x))):
+//! - whole block: J_B t = D_out (J_F t + J_S t)
+//! - residual branch: J_F t
+//!
+//! J_S is the identity, the option-A subsample-and-pad map (already linear),
+//! or the linear part of the projection shortcut `bn(conv1x1(x))`.
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::error::Result;
+use crate::model::geometry::{AxisFootprint, Interval};
+use crate::model::layers::{relu_mask, BatchNorm, Branch, BranchTrace, Conv2d};
+
+/// Which map is differentiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum JacobianKind {
+    /// J_B = dB/dx, the whole block x_k -> x_{k+1} including the output ReLU.
+    Block,
+    /// J_F = dF/dx, the residual branch alone: the ODE's vector field.
+    Residual,
+}
+
+impl JacobianKind {
+    pub const ALL: [JacobianKind; 2] = [JacobianKind::Block, JacobianKind::Residual];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            JacobianKind::Block => "block",
+            JacobianKind::Residual => "residual",
+        }
+    }
+}
+
+/// The shortcut S of a residual block.
+#[derive(Debug, Clone)]
+pub enum Shortcut {
+    Identity,
+    /// He et al. (2016) option A: `x[:, :, ::2, ::2]` zero-padded with `pad`
+    /// channels before and after. Linear, no parameters.
+    OptionA { pad: usize },
+    /// torchvision `downsample`: `bn(conv1x1 with the block's stride (x))`.
+    Projection { conv: Conv2d, norm: BatchNorm },
+}
+
+impl Shortcut {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Shortcut::Projection { conv, norm } => norm.forward(&conv.forward(x)?),
+            _ => self.linear_part(x),
+        }
+    }
+
+    /// The linear part J_S t.
+    pub fn linear_part(&self, t: &Tensor) -> Result<Tensor> {
+        match self {
+            Shortcut::Identity => Ok(t.clone()),
+            Shortcut::OptionA { pad } => {
+                let (_, _, h, w) = t.dims4()?;
+                let every_other = |len: usize| -> Result<Tensor> {
+                    let idx: Vec<u32> = (0..len as u32).step_by(2).collect();
+                    Ok(Tensor::from_vec(idx, len.div_ceil(2), &Device::Cpu)?)
+                };
+                let sub = t
+                    .index_select(&every_other(h)?, 2)?
+                    .index_select(&every_other(w)?, 3)?;
+                Ok(sub.pad_with_zeros(1, *pad, *pad)?)
+            }
+            Shortcut::Projection { conv, norm } => norm.linear_part(&conv.linear_part(t)?),
+        }
+    }
+
+    /// Output positions along one axis that input position interval `iv` reaches.
+    fn footprint(&self, iv: Interval, out_len: usize) -> Interval {
+        match self {
+            Shortcut::Identity => iv,
+            Shortcut::OptionA { .. } => iv.through_window(1, 2, 0, out_len),
+            Shortcut::Projection { conv, .. } => conv.footprint(iv, out_len),
+        }
+    }
+
+    pub fn to_dtype(&self, dtype: DType) -> Result<Self> {
+        Ok(match self {
+            Shortcut::Projection { conv, norm } => Shortcut::Projection {
+                conv: conv.to_dtype(dtype)?,
+                norm: norm.to_dtype(dtype)?,
+            },
+            other => other.clone(),
+        })
+    }
+}
+
+/// Everything the linearisation of a block at x needs, recorded by
+/// [`ResidualBlock::trace`] on a batch of one.
+#[derive(Debug, Clone)]
+pub struct BlockTrace {
+    /// x, shape (1, C_in, H_in, W_in).
+    pub input: Tensor,
+    /// F(x) + S(x), the pre-activation of the output ReLU.
+    pub pre_activation: Tensor,
+    /// B(x) = relu(F(x) + S(x)).
+    pub output: Tensor,
+    /// Masks of the inner ReLUs.
+    pub branch: BranchTrace,
+    /// D_out as a 0/1 tensor shaped like the output.
+    pub out_mask: Tensor,
+}
+
+/// A residual block B(x) = relu(F(x) + S(x)).
+#[derive(Debug, Clone)]
+pub struct ResidualBlock {
+    /// State-dict name, e.g. `layer3.2`.
+    pub name: String,
+    pub branch: Branch,
+    pub shortcut: Shortcut,
+}
+
+impl ResidualBlock {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let pre = (self.branch.forward(x)? + self.shortcut.forward(x)?)?;
+        Ok(pre.relu()?)
+    }
+
+    /// The forward pass at one point, recording masks for the linearisation.
+    pub fn trace(&self, x: &Tensor) -> Result<BlockTrace> {
+        let (f, branch) = self.branch.forward_traced(x)?;
+        let pre_activation = (f + self.shortcut.forward(x)?)?;
+        Ok(BlockTrace {
+            input: x.clone(),
+            output: pre_activation.relu()?,
+            out_mask: relu_mask(&pre_activation)?,
+            pre_activation,
+            branch,
+        })
+    }
+
+    /// J t for a batch of tangents t (B, C_in, H_in, W_in) -> (B, C_out, H_out, W_out).
+    pub fn jvp(&self, trace: &BlockTrace, kind: JacobianKind, tangents: &Tensor) -> Result<Tensor> {
+        let jf = self.branch.jvp(&trace.branch, tangents)?;
+        match kind {
+            JacobianKind::Residual => Ok(jf),
+            JacobianKind::Block => {
+                let total = (jf + self.shortcut.linear_part(tangents)?)?;
+                Ok(total.broadcast_mul(&trace.out_mask)?)
+            }
+        }
+    }
+
+    /// Output shape (C, H, W) for input shape (C, H, W).
+    pub fn out_shape(&self, input: [usize; 3]) -> [usize; 3] {
+        let channels = *self.branch.channels_after(input[0]).last().unwrap_or(&input[0]);
+        let h = *self.branch.lens_after(input[1]).last().unwrap_or(&input[1]);
+        let w = *self.branch.lens_after(input[2]).last().unwrap_or(&input[2]);
+        [channels, h, w]
+    }
+
+    /// Footprints along H and W of the map differentiated by `kind`.
+    pub fn footprints(&self, kind: JacobianKind, input: [usize; 3]) -> [AxisFootprint; 2] {
+        [1, 2].map(|axis| {
+            let lens = self.branch.lens_after(input[axis]);
+            let out_len = *lens.last().unwrap_or(&input[axis]);
+            let reach = (0..input[axis])
+                .map(|h| {
+                    let iv = Interval::point(h);
+                    let f = self.branch.footprint_range(0..self.branch.layers.len(), &lens, iv);
+                    match kind {
+                        JacobianKind::Residual => f,
+                        JacobianKind::Block => f.hull(self.shortcut.footprint(iv, out_len)),
+                    }
+                })
+                .collect();
+            AxisFootprint::new(reach, out_len)
+        })
+    }
+
+    /// Whether the block's input and output shapes agree (square Jacobian).
+    pub fn is_square(&self, input: [usize; 3]) -> bool {
+        self.out_shape(input) == input
+    }
+
+    pub fn to_dtype(&self, dtype: DType) -> Result<Self> {
+        Ok(Self {
+            name: self.name.clone(),
+            branch: self.branch.to_dtype(dtype)?,
+            shortcut: self.shortcut.to_dtype(dtype)?,
+        })
+    }
+}
+
+impl BlockTrace {
+    /// The same trace in another dtype (masks are 0/1 and convert exactly).
+    pub fn to_dtype(&self, dtype: DType) -> Result<Self> {
+        Ok(Self {
+            input: self.input.to_dtype(dtype)?,
+            pre_activation: self.pre_activation.to_dtype(dtype)?,
+            output: self.output.to_dtype(dtype)?,
+            branch: BranchTrace {
+                masks: self
+                    .branch
+                    .masks
+                    .iter()
+                    .map(|m| m.to_dtype(dtype))
+                    .collect::<candle_core::Result<_>>()?,
+            },
+            out_mask: self.out_mask.to_dtype(dtype)?,
+        })
+    }
+}

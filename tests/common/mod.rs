@@ -1,0 +1,45 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use candle_core::{DType, Device, Tensor};
+use stiffness_checkpoint::npy::read_npy;
+
+/// The shared data folder (`RESNET_STIFFNESS_SHARED`, else `../shared` next to the
+/// repository). `None` (with a loud note) when it is missing, unless
+/// `REQUIRE_SHARED_DATA=1`, in which case the test fails.
+pub fn shared() -> Option<PathBuf> {
+    let dir = std::env::var_os("RESNET_STIFFNESS_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    if dir.join("golden").is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("REQUIRE_SHARED_DATA").as_deref() == Ok("1") {
+        panic!("shared data not found at {} (set RESNET_STIFFNESS_SHARED)", dir.display());
+    }
+    eprintln!("SKIPPED: shared data not found at {} (set RESNET_STIFFNESS_SHARED)", dir.display());
+    None
+}
+
+/// A .npy file as a tensor of `dtype` (f32/f64 files).
+pub fn npy_tensor(path: &std::path::Path, dtype: DType) -> Tensor {
+    let arr = read_npy(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let shape = arr.shape.clone();
+    let values = arr.data.into_f64().expect("real array");
+    Tensor::from_vec(values, shape, &Device::Cpu)
+        .unwrap()
+        .to_dtype(dtype)
+        .unwrap()
+}
+
+/// max|a - b| / max|b|.
+pub fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
+    let a = a.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let b = b.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    assert_eq!(a.len(), b.len());
+    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    let scale = b.iter().map(|y| y.abs()).fold(0.0, f64::max);
+    diff / scale
+}

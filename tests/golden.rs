@@ -1,0 +1,145 @@
+//! The model against PyTorch golden data (shared/golden, see its README):
+//! logits and block outputs to 1e-4 relative (float32), JVP probes of the
+//! whole block and of the branch to 1e-9 relative (float64).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Tensor};
+use common::{max_rel, npy_tensor, shared};
+use resnet_stiffness::model::{self, JacobianKind, ResNet};
+
+struct Golden {
+    model: PathBuf,
+    dir: PathBuf,
+    /// (input file, blocks dir, logits file)
+    inputs: Vec<(&'static str, &'static str, &'static str)>,
+}
+
+fn goldens(shared: &Path) -> Vec<Golden> {
+    let g = shared.join("golden");
+    vec![
+        Golden {
+            model: shared.join("models/cifar10-resnet-akamaster/resnet20-12fca82f.th"),
+            dir: g.join("resnet20"),
+            inputs: vec![("input.npy", "blocks", "logits.npy")],
+        },
+        Golden {
+            model: g.join("tv_resnet18/weights.safetensors"),
+            dir: g.join("tv_resnet18"),
+            inputs: vec![
+                ("input.npy", "blocks", "logits.npy"),
+                ("input64.npy", "blocks64", "logits64.npy"),
+            ],
+        },
+        Golden {
+            model: g.join("tv_resnet50/weights.safetensors"),
+            dir: g.join("tv_resnet50"),
+            inputs: vec![("input.npy", "blocks", "logits.npy")],
+        },
+    ]
+}
+
+fn load(path: &Path, dtype: DType) -> ResNet {
+    model::load(path, None, dtype).unwrap_or_else(|e| panic!("{e}")).model
+}
+
+#[test]
+fn logits_and_block_outputs_match_pytorch() {
+    let Some(shared) = shared() else { return };
+    for golden in goldens(&shared) {
+        let net = load(&golden.model, DType::F32);
+        for (input, blocks, logits) in &golden.inputs {
+            let x = npy_tensor(&golden.dir.join(input), DType::F32);
+            let mut inputs = Vec::new();
+            let ours = net
+                .forward_visiting(&x, |_, h| {
+                    inputs.push(h.clone());
+                    Ok(())
+                })
+                .unwrap();
+            let want = npy_tensor(&golden.dir.join(logits), DType::F32);
+            let err = max_rel(&ours, &want);
+            assert!(err <= 1e-4, "{}: logits rel err {err}", golden.dir.display());
+            for (i, block) in net.blocks.iter().enumerate() {
+                let base = golden.dir.join(blocks).join(&block.name);
+                let gin = npy_tensor(&with_ext(&base, "in.npy"), DType::F32);
+                let gout = npy_tensor(&with_ext(&base, "out.npy"), DType::F32);
+                assert!(max_rel(&inputs[i], &gin) <= 1e-4, "{} input of {}", golden.dir.display(), block.name);
+                let err = max_rel(&block.forward(&gin).unwrap(), &gout);
+                assert!(err <= 1e-4, "{} block {}: rel err {err}", golden.dir.display(), block.name);
+            }
+        }
+    }
+}
+
+fn with_ext(base: &Path, ext: &str) -> PathBuf {
+    PathBuf::from(format!("{}.{ext}", base.display()))
+}
+
+#[test]
+fn jvp_probes_match_pytorch_in_float64() {
+    let Some(shared) = shared() else { return };
+    for golden in goldens(&shared) {
+        let net = load(&golden.model, DType::F64);
+        for (_, blocks, _) in &golden.inputs {
+            for block in &net.blocks {
+                let base = golden.dir.join(blocks).join(&block.name);
+                let x = npy_tensor(&with_ext(&base, "in.npy"), DType::F64);
+                let p = npy_tensor(&with_ext(&base, "p.npy"), DType::F64);
+                let trace = block.trace(&x).unwrap();
+                for (kind, file) in [(JacobianKind::Block, "jvp.npy"), (JacobianKind::Residual, "F.jvp.npy")] {
+                    let ours = block.jvp(&trace, kind, &p).unwrap();
+                    let want = npy_tensor(&with_ext(&base, file), DType::F64);
+                    let err = max_rel(&ours, &want);
+                    assert!(err <= 1e-9, "{} {} {file}: rel err {err}", golden.dir.display(), block.name);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn vjp_probes_match_candle_reverse_mode_and_pytorch() {
+    let Some(shared) = shared() else { return };
+    for golden in goldens(&shared) {
+        let net = load(&golden.model, DType::F64);
+        for (_, blocks, _) in &golden.inputs {
+            for block in &net.blocks {
+                let base = golden.dir.join(blocks).join(&block.name);
+                let x = npy_tensor(&with_ext(&base, "in.npy"), DType::F64);
+                let p = npy_tensor(&with_ext(&base, "p.npy"), DType::F64);
+                let q = npy_tensor(&with_ext(&base, "q.npy"), DType::F64);
+                let trace = block.trace(&x).unwrap();
+                for (kind, file) in [(JacobianKind::Block, "vjp.npy"), (JacobianKind::Residual, "F.vjp.npy")] {
+                    let vjp = reverse_mode(block, kind, &x, &q);
+                    let want = npy_tensor(&with_ext(&base, file), DType::F64);
+                    let err = max_rel(&vjp, &want);
+                    assert!(err <= 1e-9, "{} {} {file}: rel err {err}", golden.dir.display(), block.name);
+                    // Dot-product test: <q, J p> = <J^T q, p>.
+                    let jp = block.jvp(&trace, kind, &p).unwrap();
+                    let lhs = dot(&q, &jp);
+                    let rhs = dot(&vjp, &p);
+                    assert!((lhs - rhs).abs() <= 1e-10 * lhs.abs().max(1.0), "{lhs} vs {rhs}");
+                }
+            }
+        }
+    }
+}
+
+/// J^T q by candle's reverse mode through the block's forward pass.
+fn reverse_mode(block: &model::ResidualBlock, kind: JacobianKind, x: &Tensor, q: &Tensor) -> Tensor {
+    let var = candle_core::Var::from_tensor(x).unwrap();
+    let out = match kind {
+        JacobianKind::Block => block.forward(var.as_tensor()).unwrap(),
+        JacobianKind::Residual => block.branch.forward(var.as_tensor()).unwrap(),
+    };
+    let loss = (out * q).unwrap().sum_all().unwrap();
+    let grads = loss.backward().unwrap();
+    grads.get(var.as_tensor()).expect("gradient").clone()
+}
+
+fn dot(a: &Tensor, b: &Tensor) -> f64 {
+    (a * b).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap()
+}
