@@ -12,6 +12,8 @@ pub enum Error {
     Checkpoint(#[from] stiffness_checkpoint::CheckpointError),
     #[error(transparent)]
     Data(#[from] stiffness_data::DataError),
+    #[error(transparent)]
+    Report(#[from] stiffness_report::Error),
     /// The checkpoint does not describe a supported ResNet.
     #[error("{0}")]
     Model(String),

@@ -8,9 +8,10 @@
 //! JVPs recover all n columns; e.g. 25 * C for two 3x3 convolutions.
 //!
 //! Column j is stored as a dense block over its footprint, C_out x |fp_h| x |fp_w|,
-//! in f32 (the precision of the JVPs). Entries outside the footprint are exact zeros.
+//! widened to f64 from the precision of the JVPs. Entries outside the footprint
+//! are exact zeros.
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use faer::Mat;
 
 use crate::error::Result;
@@ -25,8 +26,10 @@ pub struct LinearMap<'a> {
     pub out_shape: [usize; 3],
     /// Footprints along H and W.
     pub footprints: [AxisFootprint; 2],
-    /// Applies the map to f32 tangents (B, C_in, H_in, W_in) -> (B, C_out, H_out, W_out).
+    /// Applies the map to tangents (B, C_in, H_in, W_in) -> (B, C_out, H_out, W_out).
     pub apply: &'a dyn Fn(&Tensor) -> Result<Tensor>,
+    /// The dtype `apply` works in (f32 for analysis, f64 for exactness tests).
+    pub dtype: DType,
 }
 
 /// A Jacobian stored column by column over each column's footprint.
@@ -38,7 +41,7 @@ pub struct FootprintJacobian {
     reach_w: Vec<Interval>,
     /// Start of column j's block in `values`.
     offsets: Vec<usize>,
-    values: Vec<f32>,
+    values: Vec<f64>,
 }
 
 impl FootprintJacobian {
@@ -70,8 +73,9 @@ impl FootprintJacobian {
         let colouring = Colouring::new(map);
         let colours: Vec<Colour> = colouring.colours().collect();
         for chunk in colours.chunks(MAX_BATCH) {
-            let tangents = colouring.tangents(chunk, columns)?;
-            let images = (map.apply)(&tangents)?.flatten_all()?.to_vec1::<f32>()?;
+            let tangents = colouring.tangents(chunk, columns)?.to_dtype(map.dtype)?;
+            let image = (map.apply)(&tangents)?;
+            let images = image.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
             let out_len: usize = map.out_shape.iter().product();
             for (b, colour) in chunk.iter().enumerate() {
                 let image = &images[b * out_len..(b + 1) * out_len];
@@ -86,7 +90,7 @@ impl FootprintJacobian {
     }
 
     /// Copy column `col`'s footprint out of the image of its coloured tangent.
-    fn scatter_column(&mut self, col: usize, image: &[f32]) {
+    fn scatter_column(&mut self, col: usize, image: &[f64]) {
         let [c_out, h_out, w_out] = self.out_shape;
         let (rh, rw) = self.reaches(col);
         let mut k = self.offsets[col];
@@ -116,7 +120,7 @@ impl FootprintJacobian {
     }
 
     /// Visit the stored entries of column `col` as (row, value).
-    fn for_column(&self, col: usize, mut f: impl FnMut(usize, f32)) {
+    fn for_column(&self, col: usize, mut f: impl FnMut(usize, f64)) {
         let [c_out, h_out, w_out] = self.out_shape;
         let (rh, rw) = self.reaches(col);
         let mut k = self.offsets[col];
@@ -136,7 +140,7 @@ impl FootprintJacobian {
         y.fill(0.0);
         for (col, &xj) in x.iter().enumerate() {
             if xj != 0.0 {
-                self.for_column(col, |row, v| y[row] += f64::from(v) * xj);
+                self.for_column(col, |row, v| y[row] += v * xj);
             }
         }
     }
@@ -145,7 +149,7 @@ impl FootprintJacobian {
     pub fn rmatvec(&self, y: &[f64], x: &mut [f64]) {
         for (col, xj) in x.iter_mut().enumerate() {
             let mut acc = 0.0;
-            self.for_column(col, |row, v| acc += f64::from(v) * y[row]);
+            self.for_column(col, |row, v| acc += v * y[row]);
             *xj = acc;
         }
     }
@@ -160,19 +164,20 @@ impl FootprintJacobian {
         for (j, &col) in cols.iter().enumerate() {
             self.for_column(col, |row, v| {
                 if position[row] != usize::MAX {
-                    m[(position[row], j)] = f64::from(v);
+                    m[(position[row], j)] = v;
                 }
             });
         }
         m
     }
 
-    /// The whole Jacobian, dense, row-major, f32.
+    /// The whole Jacobian, dense, row-major, rounded to f32 (n x n f64 would
+    /// need 2 GiB at n = 16384; the entries carry float32 accuracy anyway).
     pub fn to_dense_row_major(&self) -> Vec<f32> {
         let n_cols = self.n_cols();
         let mut out = vec![0.0f32; self.n_rows() * n_cols];
         for col in 0..n_cols {
-            self.for_column(col, |row, v| out[row * n_cols + col] = v);
+            self.for_column(col, |row, v| out[row * n_cols + col] = v as f32);
         }
         out
     }

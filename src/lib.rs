@@ -6,9 +6,12 @@
 //! `stiffness-stats`) -> report. See `METHOD.md` for the mathematics.
 
 pub mod error;
+pub mod eval;
 pub mod jacobian;
 pub mod linearize;
 pub mod model;
+pub mod run;
 pub mod spectrum;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -15,9 +15,9 @@ use crate::model::{BlockTrace, JacobianKind, ResidualBlock};
 
 /// Block `block` linearised at input x (batch of one).
 pub struct Linearization<'a> {
-    /// The block in float32.
+    /// The block whose dtype the JVPs use.
     pub block: &'a ResidualBlock,
-    /// Masks and values of the float64 forward pass, in float32.
+    /// Masks and values of the float64 forward pass, in the block's dtype.
     pub trace: BlockTrace,
     /// The float64 forward pass (input, output) for exact norms.
     pub trace64: BlockTrace,
@@ -26,15 +26,17 @@ pub struct Linearization<'a> {
 }
 
 impl<'a> Linearization<'a> {
-    /// Linearise `block` (float32) at `x` (1, C, H, W), taking the masks from
-    /// `block64`, the same block in float64.
+    /// Linearise `block` at `x` (1, C, H, W), taking the masks from `block64`,
+    /// the same block in float64. The JVPs run in the dtype of `block`
+    /// (float32 for analysis; float64 where a test needs exactness).
     pub fn new(block: &'a ResidualBlock, block64: &ResidualBlock, x: &Tensor) -> Result<Self> {
         let trace64 = block64.trace(&x.to_dtype(DType::F64)?)?;
         let (_, c, h, w) = x.dims4()?;
         let in_shape = [c, h, w];
+        let dtype = block.branch.dtype();
         Ok(Self {
             block,
-            trace: trace64.to_dtype(DType::F32)?,
+            trace: trace64.to_dtype(dtype)?,
             out_shape: block.out_shape(in_shape),
             trace64,
             in_shape,
@@ -58,6 +60,7 @@ impl<'a> Linearization<'a> {
             out_shape: self.out_shape,
             footprints: self.block.footprints(kind, self.in_shape),
             apply: &apply,
+            dtype: self.block.branch.dtype(),
         };
         FootprintJacobian::assemble(&map, columns)
     }
@@ -107,6 +110,7 @@ impl<'a> Linearization<'a> {
             out_shape: inner_shape,
             footprints,
             apply: &apply,
+            dtype: self.block.branch.dtype(),
         };
         let act = active(&self.trace64.branch.masks[cut])?;
         let mut selected = vec![false; inner_shape.iter().product()];

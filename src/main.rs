@@ -1,1 +1,476 @@
-fn main() {}
+//! `resnet-stiffness`: a thin command line over the library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use candle_core::DType;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use resnet_stiffness::error::{Error, Result};
+use resnet_stiffness::eval;
+use resnet_stiffness::model::{self, JacobianKind, LoadedModel};
+use resnet_stiffness::run::{self, sampling, BlockFilter, Inputs, Job};
+use stiffness_data::{Dataset, Format, Normalize, Split, Transform};
+use stiffness_report::record::{Manifest, SpectrumVariant};
+
+#[derive(Parser)]
+#[command(name = "resnet-stiffness", version, about = "Block-level stiffness analysis of residual networks", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show the inferred architecture and every residual block's shapes.
+    Inspect(InspectArgs),
+    /// Top-1 accuracy and cross-entropy loss, overall and per class.
+    Eval(EvalArgs),
+    /// Block Jacobians, exact spectra and stiffness metrics; one record per (sample, block, kind, spectrum).
+    Analyze(AnalyzeArgs),
+    /// Join the outputs of `analyze --shard I/N` runs (refuses incompatible runs).
+    Merge(MergeArgs),
+    /// Tables, figures and a Markdown/HTML report from record directories.
+    Report(ReportArgs),
+}
+
+#[derive(Args)]
+struct ModelArgs {
+    /// Checkpoint: .safetensors, PyTorch .pt/.pth (zip) or legacy .th.
+    #[arg(long)]
+    model: PathBuf,
+    /// Override the inferred architecture (resnet18..152, resnet20/32/44/56/110, resnetD with D = 6n+2).
+    #[arg(long)]
+    arch: Option<String>,
+}
+
+#[derive(Args)]
+struct DataArgs {
+    /// Data set: CIFAR bin/pickle folder or file, ImageFolder, IDX images, or images.npy (+ labels.npy).
+    #[arg(long)]
+    data: PathBuf,
+    /// Data format (auto-detected by default).
+    #[arg(long, default_value = "auto")]
+    format: String,
+    /// Which split of a folder that holds both.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Normalisation: imagenet, cifar10, none, or M1,M2,M3:S1,S2,S3.
+    #[arg(long, default_value = "none")]
+    normalize: String,
+    /// ImageFolder: resize the shorter side to this many pixels (bilinear, antialiased).
+    #[arg(long)]
+    resize: Option<usize>,
+    /// ImageFolder: centre-crop to SIZE x SIZE.
+    #[arg(long)]
+    crop: Option<usize>,
+    /// Replicate a greyscale channel to this many channels.
+    #[arg(long)]
+    channels: Option<usize>,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Input size H or HxW (default: 224 for torchvision models, 32 for CIFAR models).
+    #[arg(long)]
+    input_size: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Evaluate only the first N images.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct AnalyzeArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Labelled data set (see `eval`); or use --input-npy.
+    #[arg(long, required_unless_present = "input_npy")]
+    data: Option<PathBuf>,
+    /// Analyse the input tensors of this .npy (N, C, H, W) instead of a data set.
+    #[arg(long, conflicts_with = "data")]
+    input_npy: Option<PathBuf>,
+    #[arg(long, default_value = "auto")]
+    format: String,
+    #[arg(long, default_value = "test")]
+    split: String,
+    #[arg(long, default_value = "none")]
+    normalize: String,
+    #[arg(long)]
+    channels: Option<usize>,
+    /// Samples per class (stratified, seeded).
+    #[arg(long, default_value_t = 1)]
+    per_class: usize,
+    /// Instead of --per-class: N samples drawn uniformly (seeded).
+    #[arg(long)]
+    samples: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// all, square, or NAME,NAME,...
+    #[arg(long, default_value = "all")]
+    blocks: String,
+    /// Comma-separated Jacobian kinds: block, residual.
+    #[arg(long, default_value = "block,residual")]
+    jacobian: String,
+    /// exact (flattened Jacobian), paper-compat (the paper's slice spectrum), or both.
+    #[arg(long, default_value = "exact")]
+    spectrum: String,
+    /// Output directory.
+    #[arg(long, default_value = "out/analysis")]
+    out: PathBuf,
+    /// Continue an interrupted run in --out.
+    #[arg(long)]
+    resume: bool,
+    /// Analyse shard I of N (0 <= I < N) of the samples.
+    #[arg(long)]
+    shard: Option<String>,
+    /// Worker threads (samples in parallel).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Also write every spectrum as complex128 .npy.
+    #[arg(long)]
+    save_eigenvalues: bool,
+    /// Skip the evaluation of the whole data set (eval.json).
+    #[arg(long)]
+    no_eval: bool,
+    /// With --input-npy: print the records to stdout as JSON lines.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// Output directory for the merged records.
+    #[arg(long)]
+    out: PathBuf,
+    /// Shard output directories.
+    #[arg(required = true)]
+    shards: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// Record directories (one per model, or shards).
+    #[arg(long, required = true, num_args = 1..)]
+    records: Vec<PathBuf>,
+    #[arg(long, default_value = "out/report")]
+    out: PathBuf,
+    /// Comma-separated: md, html.
+    #[arg(long, default_value = "md,html")]
+    format: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(a) => inspect(a),
+        Command::Eval(a) => eval_cmd(a),
+        Command::Analyze(a) => analyze(a),
+        Command::Merge(a) => merge(a),
+        Command::Report(a) => report(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+fn load(args: &ModelArgs, dtype: DType) -> Result<LoadedModel> {
+    model::load(&args.model, args.arch.as_deref(), dtype)
+}
+
+fn open_data(path: &Path, format: &str, split: &str, normalize: &str, channels: Option<usize>, resize: Option<usize>, crop: Option<usize>) -> Result<Dataset> {
+    let format: Format = format.parse()?;
+    let split: Split = split.parse()?;
+    let transform = Transform {
+        resize,
+        center_crop: crop.map(|c| (c, c)),
+        channels,
+        normalize: normalize.parse::<Normalize>()?,
+    };
+    Ok(Dataset::open_split(path, format, split, transform)?)
+}
+
+fn inspect(a: InspectArgs) -> Result<()> {
+    let loaded = load(&a.model, DType::F32)?;
+    let net = &loaded.model;
+    let default = if net.spec.family == model::Family::Torchvision { 224 } else { 32 };
+    let (h, w) = parse_size(a.input_size.as_deref(), default)?;
+    let blocks = net.block_shapes([net.spec.in_channels, h, w])?;
+    if a.json {
+        let out = serde_json::json!({
+            "model": loaded.path, "format": loaded.format.description(), "arch": net.spec.name(),
+            "spec": net.spec, "parameters": net.parameter_count(), "input": [net.spec.in_channels, h, w],
+            "blocks": blocks,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        return Ok(());
+    }
+    println!("{}: {}", loaded.path.display(), loaded.format.description());
+    println!("architecture: {}", net.spec);
+    println!("parameters: {}", net.parameter_count());
+    println!("input: {}x{}x{}", net.spec.in_channels, h, w);
+    println!("{:<10} {:>14} {:>14} {:>8} {:>7}", "block", "input", "output", "n", "square");
+    for b in blocks {
+        let fmt = |s: [usize; 3]| format!("{}x{}x{}", s[0], s[1], s[2]);
+        println!("{:<10} {:>14} {:>14} {:>8} {:>7}", b.name, fmt(b.input), fmt(b.output), b.n, if b.square { "yes" } else { "no" });
+    }
+    Ok(())
+}
+
+fn parse_size(s: Option<&str>, default: usize) -> Result<(usize, usize)> {
+    let Some(s) = s else { return Ok((default, default)) };
+    let bad = || Error::Usage(format!("--input-size {s:?}: expected H or HxW, e.g. 32 or 224x224"));
+    let parts: Vec<usize> = s.split('x').map(|p| p.trim().parse().map_err(|_| bad())).collect::<Result<_>>()?;
+    match parts[..] {
+        [n] if n > 0 => Ok((n, n)),
+        [h, w] if h > 0 && w > 0 => Ok((h, w)),
+        _ => Err(bad()),
+    }
+}
+
+fn bar(total: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total as u64);
+    let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {per_sec} ETA {eta} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(what.to_string());
+    bar.enable_steady_tick(Duration::from_millis(500));
+    bar
+}
+
+fn eval_cmd(a: EvalArgs) -> Result<()> {
+    let net = load(&a.model, DType::F32)?.model;
+    let d = &a.data;
+    let data = open_data(&d.data, &d.format, &d.split, &d.normalize, d.channels, d.resize, d.crop)?;
+    eval::check_fit(&net, &data, &d.data.display().to_string())?;
+    let n = a.limit.unwrap_or(data.len()).min(data.len());
+    let indices: Vec<usize> = (0..n).collect();
+    let pb = bar(n, "eval");
+    let outcomes = eval::evaluate(&net, &data, &indices, &|done| pb.set_position(done as u64))?;
+    pb.finish_and_clear();
+    let summary = eval::summarize(&outcomes, data.class_names());
+    if a.json {
+        println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+        return Ok(());
+    }
+    println!("images: {}  top-1 accuracy: {:.2}%  mean loss: {:.4}", summary.count, 100.0 * summary.accuracy, summary.loss);
+    println!("{:>5} {:<16} {:>7} {:>9} {:>8}", "label", "class", "count", "accuracy", "loss");
+    for c in &summary.per_class {
+        println!("{:>5} {:<16} {:>7} {:>8.2}% {:>8.4}", c.label, c.name, c.count, 100.0 * c.accuracy, c.loss);
+    }
+    Ok(())
+}
+
+/// The CLI's progress bar for the analysis job.
+struct JobBar(ProgressBar);
+
+impl run::Progress for JobBar {
+    fn start(&self, total: usize, skipped: usize) {
+        self.0.set_length(total as u64);
+        if skipped > 0 {
+            self.0.println(format!("resuming: {skipped} (sample, block) units already done"));
+        }
+    }
+
+    fn unit_done(&self, block: &str, seconds: f64) {
+        self.0.set_message(format!("last: {block} {seconds:.1}s"));
+        self.0.inc(1);
+    }
+}
+
+fn parse_list<T: std::str::FromStr<Err = String>>(s: &str) -> Result<Vec<T>> {
+    s.split(',').map(|p| p.trim().parse::<T>().map_err(Error::Usage)).collect()
+}
+
+fn variants(s: &str) -> Result<Vec<SpectrumVariant>> {
+    match s {
+        "exact" => Ok(vec![SpectrumVariant::Exact]),
+        "paper-compat" => Ok(vec![SpectrumVariant::PaperCompat]),
+        "both" => Ok(vec![SpectrumVariant::Exact, SpectrumVariant::PaperCompat]),
+        other => Err(Error::Usage(format!("--spectrum {other:?}: expected exact, paper-compat or both"))),
+    }
+}
+
+fn analyze(a: AnalyzeArgs) -> Result<()> {
+    rayon::ThreadPoolBuilder::new().num_threads(a.threads.max(1)).build_global().ok();
+    let loaded = load(&a.model, DType::F32)?;
+    let net64 = load(&a.model, DType::F64)?.model;
+    let net = &loaded.model;
+    let kinds: Vec<JacobianKind> = parse_list(&a.jacobian)?;
+    let variants = variants(&a.spectrum)?;
+    let shard = a.shard.as_deref().map(run::parse_shard).transpose().map_err(Error::Usage)?;
+    let filter: BlockFilter = a.blocks.parse().map_err(Error::Usage)?;
+    let dataset = match (&a.data, &a.input_npy) {
+        (Some(path), None) => Some(open_data(path, &a.format, &a.split, &a.normalize, a.channels, None, None)?),
+        _ => None,
+    };
+    let (inputs, input_shape, data_path, class_names) = match (&dataset, &a.input_npy) {
+        (Some(data), _) => {
+            let path = a.data.clone().unwrap_or_default();
+            let shape = eval::check_fit(net, data, &path.display().to_string())?;
+            let labels = data.labels();
+            let chosen = match a.samples {
+                Some(n) => sampling::uniform(labels.len(), n, a.seed),
+                None => sampling::stratified(&labels, a.per_class, a.seed),
+            };
+            let indices = sampling::shard(&chosen, shard);
+            (Inputs::Data { data, indices }, shape, path, data.class_names().to_vec())
+        }
+        (None, Some(npy)) => {
+            let t = read_input_npy(npy)?;
+            let (_, c, h, w) = t.dims4()?;
+            (Inputs::Tensors(t), [c, h, w], npy.clone(), Vec::new())
+        }
+        (None, None) => return Err(Error::Usage("give --data or --input-npy".into())),
+    };
+    let blocks = run::select_blocks(net, input_shape, &filter)?;
+    let manifest = Manifest {
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        model_path: a.model.model.display().to_string(),
+        model_sha256: run::sha256_file(&a.model.model)?,
+        arch: net.spec.name(),
+        data_path: data_path.display().to_string(),
+        data_format: if dataset.is_some() { a.format.clone() } else { "npy-tensors".into() },
+        normalize: a.normalize.clone(),
+        input_shape,
+        class_names: class_names.clone(),
+        per_class: a.samples.is_none().then_some(a.per_class),
+        samples: a.samples,
+        seed: a.seed,
+        blocks: blocks.iter().map(|&b| net.blocks[b].name.clone()).collect(),
+        kinds: kinds.clone(),
+        spectrum: variants[0],
+        tolerance: "1e-6 * max(1, rho)".into(),
+        shard,
+        created: now_rfc3339(),
+        extra: [("spectra".to_string(), serde_json::json!(variants))].into_iter().collect(),
+    };
+    let job = Job { model: net, model64: &net64, manifest, blocks, kinds, variants, save_eigenvalues: a.save_eigenvalues, class_names };
+    if let (Some(data), false) = (&dataset, a.no_eval || shard.is_some_and(|s| s.index != 0)) {
+        write_eval_once(&a.out, net, data)?;
+    }
+    let pb = bar(0, "analyze");
+    let written = job.run(&a.out, &inputs, a.resume, &JobBar(pb.clone()))?;
+    pb.finish_and_clear();
+    if a.json && a.input_npy.is_some() {
+        for r in stiffness_report::record::read_records(&a.out)? {
+            println!("{}", r.to_json_line());
+        }
+    } else {
+        eprintln!("{written} new records in {}", a.out.display());
+    }
+    Ok(())
+}
+
+/// Evaluate the whole data set into `dir/eval.json` unless it is already there.
+fn write_eval_once(dir: &Path, net: &model::ResNet, data: &Dataset) -> Result<()> {
+    if dir.join(stiffness_report::record::EVAL_JSON).exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+    let indices: Vec<usize> = (0..data.len()).collect();
+    let pb = bar(indices.len(), "eval");
+    let outcomes = eval::evaluate(net, data, &indices, &|done| pb.set_position(done as u64))?;
+    pb.finish_and_clear();
+    run::write_eval(dir, &eval::summarize(&outcomes, data.class_names()))
+}
+
+/// Input tensors from a .npy: (N, C, H, W), or (C, H, W) for one input.
+fn read_input_npy(path: &Path) -> Result<candle_core::Tensor> {
+    let arr = stiffness_checkpoint::npy::read_npy(path)?;
+    let shape = match arr.shape[..] {
+        [n, c, h, w] => [n, c, h, w],
+        [c, h, w] => [1, c, h, w],
+        _ => return Err(Error::Usage(format!("{}: expected shape (N, C, H, W) or (C, H, W), found {:?}", path.display(), arr.shape))),
+    };
+    let values = arr.data.into_f32().map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+    Ok(candle_core::Tensor::from_vec(values, &shape, &candle_core::Device::Cpu)?)
+}
+
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+fn merge(a: MergeArgs) -> Result<()> {
+    let manifests = a
+        .shards
+        .iter()
+        .map(|d| Ok(stiffness_report::record::read_manifest(d)?))
+        .collect::<Result<Vec<Manifest>>>()?;
+    for (m, dir) in manifests.iter().zip(&a.shards).skip(1) {
+        run::check_compatible(&manifests[0], m, dir)?;
+    }
+    let mut records = Vec::new();
+    for dir in &a.shards {
+        records.extend(stiffness_report::record::read_records(dir)?);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    records.retain(|r| seen.insert(r.key()));
+    records.sort_by(|x, y| (x.sample, x.block_index, x.kind, x.spectrum).cmp(&(y.sample, y.block_index, y.kind, y.spectrum)));
+    std::fs::create_dir_all(&a.out).map_err(|e| Error::io("cannot create", &a.out, e))?;
+    let mut manifest = manifests[0].clone();
+    manifest.shard = None;
+    run::write_json(&a.out.join(stiffness_report::record::MANIFEST_JSON), &manifest)?;
+    stiffness_report::record::write_records(&a.out, &records)?;
+    if let Some(eval) = a.shards.iter().find_map(|d| stiffness_report::record::read_eval(d).ok().flatten()) {
+        run::write_eval(&a.out, &eval)?;
+    }
+    eprintln!("merged {} records from {} shards into {}", records.len(), a.shards.len(), a.out.display());
+    Ok(())
+}
+
+fn report(a: ReportArgs) -> Result<()> {
+    let formats = a
+        .format
+        .split(',')
+        .map(|f| match f.trim() {
+            "md" => Ok(stiffness_report::Format::Markdown),
+            "html" => Ok(stiffness_report::Format::Html),
+            other => Err(Error::Usage(format!("--format {other:?}: expected md and/or html"))),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let options = stiffness_report::ReportOptions { formats, ..Default::default() };
+    let summary = stiffness_report::write_report(&a.records, &a.out, &options)?;
+    eprintln!(
+        "report: {} records, {} models, {} tests ({} significant at q < 0.05) -> {}",
+        summary.records,
+        summary.models,
+        summary.tests,
+        summary.significant,
+        a.out.display()
+    );
+    Ok(())
+}

@@ -13,26 +13,7 @@ use candle_core::{DType, Device, Tensor};
 use crate::error::Result;
 use crate::model::geometry::{AxisFootprint, Interval};
 use crate::model::layers::{relu_mask, BatchNorm, Branch, BranchTrace, Conv2d};
-
-/// Which map is differentiated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum JacobianKind {
-    /// J_B = dB/dx, the whole block x_k -> x_{k+1} including the output ReLU.
-    Block,
-    /// J_F = dF/dx, the residual branch alone: the ODE's vector field.
-    Residual,
-}
-
-impl JacobianKind {
-    pub const ALL: [JacobianKind; 2] = [JacobianKind::Block, JacobianKind::Residual];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            JacobianKind::Block => "block",
-            JacobianKind::Residual => "residual",
-        }
-    }
-}
+pub use stiffness_spectrum::JacobianKind;
 
 /// The shortcut S of a residual block.
 #[derive(Debug, Clone)]

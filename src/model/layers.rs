@@ -271,6 +271,17 @@ impl Branch {
             .collect()
     }
 
+    /// The dtype of the branch's weights (f32 when it has none).
+    pub fn dtype(&self) -> DType {
+        self.layers
+            .iter()
+            .find_map(|l| match l {
+                Layer::Conv(c) => Some(c.weight.dtype()),
+                _ => None,
+            })
+            .unwrap_or(DType::F32)
+    }
+
     pub fn to_dtype(&self, dtype: DType) -> Result<Self> {
         let layers = self
             .layers

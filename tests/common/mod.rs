@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod random;
+
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};

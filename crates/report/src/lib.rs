@@ -18,7 +18,7 @@ pub mod dataset;
 pub mod doc;
 pub mod error;
 pub mod figures;
-mod fsutil;
+pub mod fsutil;
 pub mod metric;
 pub mod npy;
 pub mod plots;

@@ -21,35 +21,20 @@ pub const MANIFEST_JSON: &str = "manifest.json";
 /// File name of the evaluation summary in a record directory.
 pub const EVAL_JSON: &str = "eval.json";
 
-/// Which Jacobian a record describes.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// The whole block, J_B = dB/dx (the map x_k -> x_{k+1}).
-    Block,
-    /// The residual branch, J_F = dF/dx (the ODE's vector field).
-    Residual,
-}
+/// Which Jacobian a record describes ("block" or "residual"): the one
+/// definition shared with the spectrum crate and the analysis job.
+pub use stiffness_spectrum::JacobianKind as Kind;
 
 /// Which spectrum a record's eigenvalue metrics come from.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "kebab-case")]
 pub enum SpectrumVariant {
     /// Eigenvalues of the flattened n x n Jacobian.
+    #[default]
     Exact,
     /// Eigenvalues of the H_in x W_in slices of the unflattened Jacobian
     /// (what `torch.linalg.eigvals` returns on the raw `jacrev` output).
     PaperCompat,
-}
-
-impl Kind {
-    /// The serialised name, "block" or "residual".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Block => "block",
-            Self::Residual => "residual",
-        }
-    }
 }
 
 impl SpectrumVariant {
@@ -59,12 +44,6 @@ impl SpectrumVariant {
             Self::Exact => "exact",
             Self::PaperCompat => "paper-compat",
         }
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -82,7 +61,7 @@ impl fmt::Display for SpectrumVariant {
 /// taken over them, `stiffness_index = max_re / min_re`, `neg_share` is the
 /// fraction with Re < 0 and `n_zero` the number with Re exactly 0; the other
 /// metrics are `None`.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Record {
     /// Model file stem.
     pub model: String,

@@ -221,3 +221,32 @@ fn records_round_trip_through_csv_and_json_with_non_finite_values() {
     assert_eq!(first, stiffness_report::record::record_columns().join(","));
     let _: PathBuf = dir;
 }
+
+#[test]
+fn several_models_share_the_depth_figures() {
+    let (a, b, out) = (temp_dir("two-a"), temp_dir("two-b"), temp_dir("two-out"));
+    write_dir(&a, &all_records(), true);
+    let other: Vec<_> = all_records()
+        .into_iter()
+        .map(|mut r| {
+            r.model = "resnet-other".into();
+            r.model_sha256 = "f".repeat(64);
+            r.stiffness_index = r.stiffness_index.map(|x| 2.0 * x);
+            r
+        })
+        .collect();
+    write_dir(&b, &other, false);
+    let opt = ReportOptions {
+        key_metrics: vec![Metric::StiffnessIndex],
+        formats: vec![stiffness_report::Format::Markdown],
+        ..ReportOptions::default()
+    };
+    let s = write_report(&[a, b], &out, &opt).unwrap();
+    assert_eq!(s.models, 2);
+    let svg =
+        fs::read_to_string(out.join("figures/depth_residual_exact_stiffness_index.svg")).unwrap();
+    assert!(svg.contains("resnet-test") && svg.contains("resnet-other"));
+    let md = fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("from eval.json") && md.contains("no eval.json found"));
+    assert!(!out.join("report.html").exists());
+}

@@ -21,13 +21,44 @@ use crate::{nonfinite, Spectrum};
 use serde::{Deserialize, Serialize};
 
 /// Which Jacobian a spectrum belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JacobianKind {
     /// Whole block J_B = dB/dx (the map x_k -> x_{k+1}).
+    #[default]
     Block,
     /// Residual branch J_F = dF/dx (the ODE's vector field).
     Residual,
+}
+
+impl JacobianKind {
+    /// Both kinds, in output order.
+    pub const ALL: [JacobianKind; 2] = [JacobianKind::Block, JacobianKind::Residual];
+
+    /// The name used in options and records: "block" or "residual".
+    pub fn name(self) -> &'static str {
+        match self {
+            JacobianKind::Block => "block",
+            JacobianKind::Residual => "residual",
+        }
+    }
+}
+
+impl std::fmt::Display for JacobianKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for JacobianKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JacobianKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown Jacobian kind '{s}': expected block or residual"))
+    }
 }
 
 /// The eigenvalue metrics of one Jacobian (field names are the output

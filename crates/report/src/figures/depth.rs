@@ -80,7 +80,9 @@ impl Figure for DepthFigure {
             .draw()
             .map_err(de)?;
         for (i, s) in self.series.iter().enumerate() {
-            draw_series(&mut chart, s, PALETTE[i % PALETTE.len()])?;
+            // Dodge models sideways so that their intervals do not overlap.
+            let dx = 0.1 * (i as f64 - (self.series.len() as f64 - 1.0) / 2.0);
+            draw_series(&mut chart, s, PALETTE[i % PALETTE.len()], dx)?;
         }
         chart
             .configure_series_labels()
@@ -103,13 +105,14 @@ fn draw_series<DB: DrawingBackend>(
     chart: &mut Chart<'_, DB>,
     s: &DepthSeries,
     color: RGBColor,
+    dx: f64,
 ) -> Result<(), String> {
     let finite: Vec<&DepthPoint> = s.points.iter().filter(|p| p.mean.is_finite()).collect();
     chart
-        .draw_series(finite.iter().flat_map(|p| error_bar(p, color)))
+        .draw_series(finite.iter().flat_map(|p| error_bar(p, color, dx)))
         .map_err(de)?;
     for run in runs(&finite) {
-        let line = run.iter().map(|p| (p.depth as f64, p.mean));
+        let line = run.iter().map(|p| (p.depth as f64 + dx, p.mean));
         chart
             .draw_series(LineSeries::new(line, color.stroke_width(2)))
             .map_err(de)?;
@@ -118,7 +121,7 @@ fn draw_series<DB: DrawingBackend>(
         .draw_series(
             finite
                 .iter()
-                .map(|p| Circle::new((p.depth as f64, p.mean), 4, color.filled())),
+                .map(|p| Circle::new((p.depth as f64 + dx, p.mean), 4, color.filled())),
         )
         .map_err(de)?
         .label(format!("{} (mean ± 95% CI)", s.name))
@@ -127,8 +130,8 @@ fn draw_series<DB: DrawingBackend>(
 }
 
 /// A vertical interval with end caps (as paths in data coordinates).
-fn error_bar(p: &DepthPoint, color: RGBColor) -> [PathElement<(f64, f64)>; 3] {
-    let (x, cap) = (p.depth as f64, 0.12);
+fn error_bar(p: &DepthPoint, color: RGBColor, dx: f64) -> [PathElement<(f64, f64)>; 3] {
+    let (x, cap) = (p.depth as f64 + dx, 0.08);
     let style = color.stroke_width(2);
     [
         PathElement::new(vec![(x, p.low), (x, p.high)], style),

@@ -17,9 +17,10 @@ pub const BLOCKS: [(&str, bool); 4] = [
 pub const LABELS: [&str; 4] = ["airplane", "bird", "cat", "dog"];
 pub const SAMPLES: usize = 12;
 
-/// A fresh, empty temporary directory.
+/// A fresh, empty directory under Cargo's per-target scratch directory
+/// (left in place after the test for inspection; emptied on the next run).
 pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("stiffness-report-{}-{name}", std::process::id()));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("stiffness-report-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir

@@ -1,0 +1,194 @@
+//! All metrics of one block at one sample, for every requested Jacobian kind
+//! and spectrum variant (METHOD.md sections 4 and 6).
+//!
+//! - Square blocks, exact variant: the reduced exact spectrum
+//!   ([`crate::spectrum::exact_spectrum`]) and its eigen-metrics; Söderlind's
+//!   (mu_max + mu_min)/2 of (J + J^T)/2 by Lanczos on the assembled Jacobian
+//!   (dense fallback when Lanczos does not converge); the relative step.
+//! - Non-square blocks: sigma_max by Lanczos on J^T J, sigma_min = 0 exactly
+//!   when rank J <= (active outputs, or active units of the narrowest inner
+//!   layer) < min(n_out, n_in), else from a dense SVD.
+//! - Paper-compatible variant: the H_in x W_in slice spectrum of the
+//!   unflattened Jacobian.
+
+use std::time::Instant;
+
+use num_complex::Complex64;
+use stiffness_report::record::{Record, SpectrumVariant};
+use stiffness_spectrum::{
+    paper_compatible, sigma_max_lanczos, soderlind, sym_part_extremes_dense, sym_part_extremes_lanczos,
+    EigenMetrics, LanczosOptions, SingularSummary, Spectrum,
+};
+
+use crate::error::Result;
+use crate::jacobian::FootprintJacobian;
+use crate::linearize::Linearization;
+use crate::model::JacobianKind;
+use crate::spectrum::exact_spectrum;
+
+/// Largest n_out * n_in for which a dense SVD is attempted for sigma_min.
+const DENSE_SVD_LIMIT: usize = 4096 * 4096;
+
+/// A record's metric fields, before sample and model identity are attached.
+#[derive(Debug, Clone, Default)]
+pub struct Measurement {
+    pub n: usize,
+    pub n_out: usize,
+    pub n_active: Option<usize>,
+    pub solved_size: Option<usize>,
+    pub max_re: Option<f64>,
+    pub min_re: Option<f64>,
+    pub stiffness_index: Option<f64>,
+    pub stiffness_ratio: Option<f64>,
+    pub neg_share: Option<f64>,
+    pub n_zero: Option<usize>,
+    pub spectral_radius: Option<f64>,
+    pub soderlind: Option<f64>,
+    pub euler_unstable_share: Option<f64>,
+    pub relative_step: Option<f64>,
+    pub sigma_max: Option<f64>,
+    pub sigma_min: Option<f64>,
+    pub sigma_ratio: Option<f64>,
+    /// The full spectrum, when it was computed (for `--save-eigenvalues`).
+    pub eigenvalues: Option<Vec<Complex64>>,
+    pub seconds: f64,
+}
+
+impl Measurement {
+    /// Copy the metric fields into `record`.
+    pub fn fill(self, record: &mut Record) {
+        record.n = self.n;
+        record.n_out = self.n_out;
+        record.n_active = self.n_active;
+        record.solved_size = self.solved_size;
+        record.max_re = self.max_re;
+        record.min_re = self.min_re;
+        record.stiffness_index = self.stiffness_index;
+        record.stiffness_ratio = self.stiffness_ratio;
+        record.neg_share = self.neg_share;
+        record.n_zero = self.n_zero;
+        record.spectral_radius = self.spectral_radius;
+        record.soderlind = self.soderlind;
+        record.euler_unstable_share = self.euler_unstable_share;
+        record.relative_step = self.relative_step;
+        record.sigma_max = self.sigma_max;
+        record.sigma_min = self.sigma_min;
+        record.sigma_ratio = self.sigma_ratio;
+        record.seconds = self.seconds;
+    }
+}
+
+/// Measure one (block, kind, variant).
+pub fn measure(lin: &Linearization<'_>, kind: JacobianKind, variant: SpectrumVariant) -> Result<Measurement> {
+    let start = Instant::now();
+    let mut m = match variant {
+        SpectrumVariant::PaperCompat => paper(lin, kind)?,
+        SpectrumVariant::Exact if lin.is_square() => eigen(lin, kind)?,
+        SpectrumVariant::Exact => singular(lin, kind)?,
+    };
+    m.seconds = start.elapsed().as_secs_f64();
+    Ok(m)
+}
+
+fn base(lin: &Linearization<'_>) -> Measurement {
+    Measurement {
+        n: lin.n(),
+        n_out: lin.out_shape.iter().product(),
+        ..Default::default()
+    }
+}
+
+fn eigen(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Measurement> {
+    let (spectrum, reduction) = exact_spectrum(lin, kind)?;
+    let e = EigenMetrics::from_spectrum(&spectrum, kind);
+    let jac = lin.jacobian(kind, None)?;
+    let sym = symmetric_extremes(&jac)?;
+    Ok(Measurement {
+        n_active: Some(reduction.n_active),
+        solved_size: Some(reduction.solved_size),
+        max_re: Some(e.max_re),
+        min_re: Some(e.min_re),
+        stiffness_index: Some(e.stiffness_index),
+        stiffness_ratio: Some(e.stiffness_ratio),
+        neg_share: Some(e.neg_share),
+        n_zero: Some(e.n_zero),
+        spectral_radius: Some(e.spectral_radius),
+        soderlind: Some(soderlind(sym.0, sym.1)),
+        euler_unstable_share: e.euler_unstable_share,
+        relative_step: Some(lin.relative_step()?),
+        eigenvalues: Some(all_values(&spectrum)),
+        ..base(lin)
+    })
+}
+
+/// (mu_min, mu_max) of (J + J^T)/2: Lanczos, or dense if it does not converge.
+fn symmetric_extremes(jac: &FootprintJacobian) -> Result<(f64, f64)> {
+    let n = jac.n_cols();
+    let matvec = |x: &[f64], y: &mut [f64]| jac.matvec(x, y);
+    let rmatvec = |y: &[f64], x: &mut [f64]| jac.rmatvec(y, x);
+    let ext = match sym_part_extremes_lanczos(n, &matvec, &rmatvec, &LanczosOptions::default()) {
+        Ok(ext) => ext,
+        Err(_) => {
+            let all: Vec<usize> = (0..n).collect();
+            sym_part_extremes_dense(jac.dense_submatrix(&all, &all).as_ref())?
+        }
+    };
+    Ok((ext.mu_min, ext.mu_max))
+}
+
+fn singular(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Measurement> {
+    let jac = lin.jacobian(kind, None)?;
+    let (rows, cols) = (jac.n_rows(), jac.n_cols());
+    let inner_min = lin.active_inner()?.iter().map(Vec::len).min().unwrap_or(0);
+    let rank_bound = match kind {
+        JacobianKind::Block => lin.active_outputs()?.len(),
+        JacobianKind::Residual => inner_min,
+    };
+    let summary = if rank_bound < rows.min(cols) {
+        let matvec = |x: &[f64], y: &mut [f64]| jac.matvec(x, y);
+        let rmatvec = |y: &[f64], x: &mut [f64]| jac.rmatvec(y, x);
+        let sigma_max = sigma_max_lanczos(rows, cols, &matvec, &rmatvec, &LanczosOptions::default())
+            .or_else(|_| dense_summary(&jac, Some(rank_bound)).map(|s| s.sigma_max))?;
+        SingularSummary {
+            sigma_max,
+            sigma_min: 0.0,
+            sigma_ratio: sigma_max / 0.0,
+        }
+    } else if rows * cols <= DENSE_SVD_LIMIT {
+        dense_summary(&jac, Some(rank_bound))?
+    } else {
+        SingularSummary::from_values(&[], None)
+    };
+    Ok(Measurement {
+        n_active: Some(rank_bound),
+        sigma_max: Some(summary.sigma_max),
+        sigma_min: Some(summary.sigma_min),
+        sigma_ratio: Some(summary.sigma_ratio),
+        ..base(lin)
+    })
+}
+
+fn dense_summary(jac: &FootprintJacobian, rank_bound: Option<usize>) -> Result<SingularSummary> {
+    let rows: Vec<usize> = (0..jac.n_rows()).collect();
+    let cols: Vec<usize> = (0..jac.n_cols()).collect();
+    Ok(SingularSummary::dense(jac.dense_submatrix(&rows, &cols).as_ref(), rank_bound)?)
+}
+
+fn paper(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Measurement> {
+    let dense = lin.jacobian(kind, None)?.to_dense_row_major();
+    let s = paper_compatible(&dense, lin.out_shape, lin.in_shape)?;
+    Ok(Measurement {
+        n: s.count,
+        max_re: Some(s.max_re),
+        min_re: Some(s.min_re),
+        stiffness_index: Some(s.max_re_over_min_re),
+        neg_share: Some(s.frac_re_negative),
+        n_zero: Some(s.n_re_exact_zero),
+        ..base(lin)
+    })
+}
+
+/// Every eigenvalue with multiplicity, solved ones first.
+fn all_values(spectrum: &Spectrum) -> Vec<Complex64> {
+    spectrum.iter().collect()
+}

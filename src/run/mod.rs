@@ -1,0 +1,399 @@
+//! The analysis job: choose samples, probe the model, measure every selected
+//! block, and append one record per (sample, block, kind, spectrum variant).
+//!
+//! Crash safety: records are appended to `records.jsonl`, one (sample, block)
+//! unit per `write` followed by `fsync`. `--resume` truncates a partial last
+//! line, skips every record already present (by key), and computes only the
+//! missing ones, so a run killed at any moment and resumed ends with exactly
+//! the same set of records. Manifest, `records.csv` and `eval.json` are
+//! written atomically (temporary file + rename).
+
+pub mod measure;
+pub mod sampling;
+
+use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use candle_core::{DType, Tensor};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use stiffness_data::Dataset;
+use stiffness_report::fsutil::atomic_write;
+use stiffness_report::record::{
+    records_csv, Manifest, Record, Shard, SpectrumVariant, EVAL_JSON, MANIFEST_JSON, RECORDS_CSV, RECORDS_JSONL,
+};
+
+use crate::error::{Error, Result};
+use crate::eval::{self, Outcome};
+use crate::linearize::Linearization;
+use crate::model::{JacobianKind, ResNet};
+
+/// Which blocks to analyse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlockFilter {
+    All,
+    Square,
+    Named(Vec<String>),
+}
+
+impl std::str::FromStr for BlockFilter {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Ok(match s {
+            "all" => BlockFilter::All,
+            "square" => BlockFilter::Square,
+            names => BlockFilter::Named(names.split(',').map(|n| n.trim().to_string()).collect()),
+        })
+    }
+}
+
+/// Where the analysed inputs come from.
+pub enum Inputs<'a> {
+    /// A labelled data set; `indices` are the samples to analyse.
+    Data { data: &'a Dataset, indices: Vec<usize> },
+    /// Given input tensors (N, C, H, W), unlabelled: the label is taken to be the prediction.
+    Tensors(Tensor),
+}
+
+/// Everything an analysis run needs besides its inputs.
+pub struct Job<'a> {
+    pub model: &'a ResNet,
+    /// The same model in float64 (masks of the linearisation).
+    pub model64: &'a ResNet,
+    pub manifest: Manifest,
+    pub blocks: Vec<usize>,
+    pub kinds: Vec<JacobianKind>,
+    pub variants: Vec<SpectrumVariant>,
+    pub save_eigenvalues: bool,
+    pub class_names: Vec<String>,
+}
+
+/// Progress reports from the job (implemented by the CLI's progress bar).
+pub trait Progress: Sync {
+    /// `total` units (sample x block) will run, `skipped` were already done.
+    fn start(&self, total: usize, skipped: usize);
+    /// One unit finished.
+    fn unit_done(&self, block: &str, seconds: f64);
+}
+
+/// A progress sink that reports nothing.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn start(&self, _: usize, _: usize) {}
+    fn unit_done(&self, _: &str, _: f64) {}
+}
+
+/// SHA-256 of a file, hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
+    Ok(format!("{:x}", Sha256::digest(&bytes)))
+}
+
+/// Resolve `--blocks` against the model's blocks for input shape `input`.
+pub fn select_blocks(model: &ResNet, input: [usize; 3], filter: &BlockFilter) -> Result<Vec<usize>> {
+    let shapes = model.block_shapes(input)?;
+    match filter {
+        BlockFilter::All => Ok((0..shapes.len()).collect()),
+        BlockFilter::Square => Ok((0..shapes.len()).filter(|&i| shapes[i].square).collect()),
+        BlockFilter::Named(names) => names
+            .iter()
+            .map(|name| {
+                shapes.iter().position(|s| &s.name == name).ok_or_else(|| {
+                    let known: Vec<&str> = shapes.iter().map(|s| s.name.as_str()).collect();
+                    Error::Usage(format!("--blocks: no block named '{name}'; the model has {}", known.join(", ")))
+                })
+            })
+            .collect(),
+    }
+}
+
+/// The record file of an output directory, opened for appending, with the
+/// keys already present. Without `resume`, existing records are an error.
+struct RecordLog {
+    file: Mutex<File>,
+    done: BTreeSet<(usize, String, JacobianKind, SpectrumVariant)>,
+}
+
+impl RecordLog {
+    fn open(dir: &Path, resume: bool) -> Result<Self> {
+        let path = dir.join(RECORDS_JSONL);
+        let existing = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(Error::io("cannot read", &path, e)),
+        };
+        if !existing.is_empty() && !resume {
+            return Err(Error::Usage(format!(
+                "{} already holds records: pass --resume to continue that run, or choose another --out",
+                path.display()
+            )));
+        }
+        // A kill can leave a partial last line: cut it off.
+        let complete = existing.rfind('\n').map_or(0, |i| i + 1);
+        let done = stiffness_report::record::parse_jsonl(&path, &existing[..complete])?
+            .records
+            .iter()
+            .map(|r| (r.sample, r.block.clone(), r.kind, r.spectrum))
+            .collect();
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io("cannot open", &path, e))?;
+        file.set_len(complete as u64).map_err(|e| Error::io("cannot truncate", &path, e))?;
+        let mut file = file;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).map_err(|e| Error::io("cannot seek", &path, e))?;
+        Ok(Self {
+            file: Mutex::new(file),
+            done,
+        })
+    }
+
+    fn has(&self, sample: usize, block: &str, kind: JacobianKind, variant: SpectrumVariant) -> bool {
+        self.done.contains(&(sample, block.to_string(), kind, variant))
+    }
+
+    /// Append complete lines in one write, then fsync.
+    fn append(&self, records: &[Record]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut text = String::new();
+        for r in records {
+            text.push_str(&r.to_json_line());
+            text.push('\n');
+        }
+        let mut file = self.file.lock().map_err(|_| Error::Numerical("record writer poisoned".into()))?;
+        let io = |e| Error::Io {
+            context: "cannot append records".into(),
+            source: e,
+        };
+        file.write_all(text.as_bytes()).map_err(io)?;
+        file.sync_data().map_err(io)
+    }
+}
+
+/// A sample to analyse: its index, outcome, and input tensor (1, C, H, W).
+struct Probe {
+    outcome: Outcome,
+    block_inputs: Vec<Tensor>,
+}
+
+impl Job<'_> {
+    /// Run the job into `dir`; returns the number of records written now.
+    pub fn run(&self, dir: &Path, inputs: &Inputs<'_>, resume: bool, progress: &dyn Progress) -> Result<usize> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+        self.check_or_write_manifest(dir, resume)?;
+        let log = RecordLog::open(dir, resume)?;
+        let samples = self.sample_ids(inputs)?;
+        let todo: Vec<usize> = samples.iter().copied().filter(|&s| !self.sample_done(&log, s)).collect();
+        progress.start(todo.len() * self.blocks.len(), (samples.len() - todo.len()) * self.blocks.len());
+        let written = todo
+            .par_iter()
+            .map(|&s| self.analyse_sample(dir, &log, inputs, s, progress))
+            .collect::<Result<Vec<usize>>>()?
+            .iter()
+            .sum();
+        self.write_csv(dir)?;
+        Ok(written)
+    }
+
+    fn sample_ids(&self, inputs: &Inputs<'_>) -> Result<Vec<usize>> {
+        Ok(match inputs {
+            Inputs::Data { indices, .. } => indices.clone(),
+            Inputs::Tensors(t) => (0..t.dims4()?.0).collect(),
+        })
+    }
+
+    fn sample_done(&self, log: &RecordLog, sample: usize) -> bool {
+        self.blocks
+            .iter()
+            .all(|&b| self.missing(log, sample, &self.model.blocks[b].name).is_empty())
+    }
+
+    /// The (kind, variant) records of one (sample, block) not yet in the log.
+    fn missing(&self, log: &RecordLog, sample: usize, block: &str) -> Vec<(JacobianKind, SpectrumVariant)> {
+        self.kinds
+            .iter()
+            .flat_map(|&k| self.variants.iter().map(move |&v| (k, v)))
+            .filter(|&(k, v)| !log.has(sample, block, k, v))
+            .collect()
+    }
+
+    fn probe(&self, inputs: &Inputs<'_>, sample: usize) -> Result<Probe> {
+        let (x, label) = match inputs {
+            Inputs::Data { data, .. } => {
+                let (x, labels) = eval::load_batch(data, &[sample])?;
+                (x, Some(labels[0]))
+            }
+            Inputs::Tensors(t) => (t.narrow(0, sample, 1)?.to_dtype(DType::F32)?, None),
+        };
+        let mut block_inputs = Vec::new();
+        let logits = self.model.forward_visiting(&x, |_, h| {
+            block_inputs.push(h.clone());
+            Ok(())
+        })?;
+        let logits = logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let guess = Outcome::from_logits(sample, 0, &logits).predicted;
+        let outcome = Outcome::from_logits(sample, label.unwrap_or(guess), &logits);
+        Ok(Probe { outcome, block_inputs })
+    }
+
+    fn analyse_sample(
+        &self,
+        dir: &Path,
+        log: &RecordLog,
+        inputs: &Inputs<'_>,
+        sample: usize,
+        progress: &dyn Progress,
+    ) -> Result<usize> {
+        let probe = self.probe(inputs, sample)?;
+        let mut written = 0;
+        for &b in &self.blocks {
+            let start = std::time::Instant::now();
+            let block = &self.model.blocks[b];
+            let missing = self.missing(log, sample, &block.name);
+            if !missing.is_empty() {
+                let lin = Linearization::new(block, &self.model64.blocks[b], &probe.block_inputs[b])?;
+                let records = missing
+                    .iter()
+                    .map(|&(k, v)| self.record(dir, &lin, &probe, b, k, v))
+                    .collect::<Result<Vec<_>>>()?;
+                log.append(&records)?;
+                written += records.len();
+            }
+            progress.unit_done(&block.name, start.elapsed().as_secs_f64());
+        }
+        Ok(written)
+    }
+
+    fn record(
+        &self,
+        dir: &Path,
+        lin: &Linearization<'_>,
+        probe: &Probe,
+        block_index: usize,
+        kind: JacobianKind,
+        variant: SpectrumVariant,
+    ) -> Result<Record> {
+        let mut m = measure::measure(lin, kind, variant)?;
+        let o = &probe.outcome;
+        let block = &self.model.blocks[block_index].name;
+        let eigenvalues_file = match (self.save_eigenvalues, m.eigenvalues.take()) {
+            (true, Some(values)) => Some(save_eigenvalues(dir, o.index, block, kind, &values)?),
+            _ => None,
+        };
+        let mut record = Record {
+            model: self.manifest_model_name(),
+            model_sha256: self.manifest.model_sha256.clone(),
+            sample: o.index,
+            label: o.label,
+            label_name: self.class_names.get(o.label).cloned().unwrap_or_else(|| o.label.to_string()),
+            predicted: o.predicted,
+            loss: o.loss,
+            correct: o.correct(),
+            block: block.clone(),
+            block_index,
+            kind,
+            spectrum: variant,
+            square: lin.is_square(),
+            eigenvalues_file,
+            ..Record::default()
+        };
+        m.fill(&mut record);
+        Ok(record)
+    }
+
+    fn manifest_model_name(&self) -> String {
+        Path::new(&self.manifest.model_path)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    fn check_or_write_manifest(&self, dir: &Path, resume: bool) -> Result<()> {
+        let path = dir.join(MANIFEST_JSON);
+        if resume && path.exists() {
+            let old = stiffness_report::record::read_manifest(dir)?;
+            return check_compatible(&old, &self.manifest, &path);
+        }
+        write_json(&path, &self.manifest)
+    }
+
+    /// records.csv, sorted by (sample, block, kind, variant), from records.jsonl.
+    fn write_csv(&self, dir: &Path) -> Result<()> {
+        let mut records = stiffness_report::record::read_records(dir)?;
+        records.sort_by(|a, b| {
+            (a.sample, a.block_index, a.kind, a.spectrum).cmp(&(b.sample, b.block_index, b.kind, b.spectrum))
+        });
+        let csv = records_csv(&records).map_err(Error::Numerical)?;
+        Ok(atomic_write(&dir.join(RECORDS_CSV), &csv)?)
+    }
+}
+
+/// Refuse to resume or merge runs whose options differ.
+pub fn check_compatible(old: &Manifest, new: &Manifest, path: &Path) -> Result<()> {
+    let strip = |m: &Manifest| {
+        let mut m = m.clone();
+        m.created = String::new();
+        m.tool_version = String::new();
+        m.shard = None;
+        m
+    };
+    if strip(old) != strip(new) {
+        let a = serde_json::to_value(strip(old)).unwrap_or_default();
+        let b = serde_json::to_value(strip(new)).unwrap_or_default();
+        let diff: Vec<String> = a
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, v)| b.get(k.as_str()) != Some(v))
+            .map(|(k, v)| format!("{k}: {v} vs {}", b.get(k.as_str()).cloned().unwrap_or_default()))
+            .collect();
+        return Err(Error::Usage(format!(
+            "{}: incompatible run ({}); use the same options, or another --out",
+            path.display(),
+            diff.join("; ")
+        )));
+    }
+    Ok(())
+}
+
+/// Write a serialisable value as pretty JSON, atomically.
+pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Numerical(e.to_string()))?;
+    Ok(atomic_write(path, format!("{text}\n").as_bytes())?)
+}
+
+/// Write `eval.json` into a record directory.
+pub fn write_eval(dir: &Path, summary: &stiffness_report::record::EvalSummary) -> Result<()> {
+    write_json(&dir.join(EVAL_JSON), summary)
+}
+
+/// `eigenvalues/s{sample}_{block}_{kind}.npy` (complex128), path relative to `dir`.
+fn save_eigenvalues(dir: &Path, sample: usize, block: &str, kind: JacobianKind, values: &[num_complex::Complex64]) -> Result<String> {
+    let rel = PathBuf::from("eigenvalues").join(format!("s{sample}_{block}_{kind}.npy"));
+    let path = dir.join(&rel);
+    std::fs::create_dir_all(dir.join("eigenvalues")).map_err(|e| Error::io("cannot create", dir, e))?;
+    let pairs: Vec<[f64; 2]> = values.iter().map(|z| [z.re, z.im]).collect();
+    stiffness_checkpoint::npy::write_npy_c128(&path, &[pairs.len()], &pairs)?;
+    Ok(rel.to_string_lossy().into_owned())
+}
+
+/// `--shard I/N` (0 <= I < N).
+pub fn parse_shard(s: &str) -> std::result::Result<Shard, String> {
+    let bad = || format!("--shard {s:?}: expected I/N with 0 <= I < N, e.g. 0/4");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let index: usize = i.trim().parse().map_err(|_| bad())?;
+    let count: usize = n.trim().parse().map_err(|_| bad())?;
+    if count == 0 || index >= count {
+        return Err(bad());
+    }
+    Ok(Shard { index, count })
+}

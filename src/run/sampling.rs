@@ -1,0 +1,111 @@
+//! Deterministic sample selection and sharding.
+//!
+//! Stratified: for every label, the indices of that label are shuffled with a
+//! SplitMix64-driven Fisher-Yates shuffle seeded by (seed, label) and the first
+//! K are taken; the union is sorted. The same (data, K, seed) always gives the
+//! same samples, on any machine. A shard I/N takes every N-th sample of that
+//! sorted list starting at I, so N shards partition the samples exactly.
+
+use stiffness_report::record::Shard;
+
+/// SplitMix64: a small, well-mixed, reproducible generator.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in 0..bound (bound > 0), by rejection (no modulo bias).
+    fn below(&mut self, bound: usize) -> usize {
+        let bound = bound as u64;
+        let zone = u64::MAX - u64::MAX % bound;
+        loop {
+            let v = self.next();
+            if v < zone {
+                return (v % bound) as usize;
+            }
+        }
+    }
+}
+
+/// Shuffle `items` in place (Fisher-Yates) with a generator seeded by `seed`.
+fn shuffle(items: &mut [usize], seed: u64) {
+    let mut rng = SplitMix64(seed);
+    for i in (1..items.len()).rev() {
+        items.swap(i, rng.below(i + 1));
+    }
+}
+
+/// K samples per label (all of a label if it has fewer), sorted by index.
+pub fn stratified(labels: &[usize], per_class: usize, seed: u64) -> Vec<usize> {
+    let classes = labels.iter().max().map_or(0, |m| m + 1);
+    let mut chosen: Vec<usize> = (0..classes)
+        .flat_map(|label| {
+            let mut mine: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == label).collect();
+            shuffle(&mut mine, seed ^ (label as u64).wrapping_mul(0xA24B_AED4_963E_E407));
+            mine.truncate(per_class);
+            mine
+        })
+        .collect();
+    chosen.sort_unstable();
+    chosen
+}
+
+/// N samples drawn uniformly without replacement, sorted by index.
+pub fn uniform(len: usize, count: usize, seed: u64) -> Vec<usize> {
+    let mut all: Vec<usize> = (0..len).collect();
+    shuffle(&mut all, seed);
+    all.truncate(count);
+    all.sort_unstable();
+    all
+}
+
+/// The part of `samples` that shard `shard` owns.
+pub fn shard(samples: &[usize], shard: Option<Shard>) -> Vec<usize> {
+    match shard {
+        None => samples.to_vec(),
+        Some(s) => samples.iter().copied().skip(s.index).step_by(s.count).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stratified_takes_k_per_label_deterministically() {
+        let labels: Vec<usize> = (0..100).map(|i| i % 4).collect();
+        let a = stratified(&labels, 3, 7);
+        assert_eq!(a, stratified(&labels, 3, 7));
+        assert_ne!(a, stratified(&labels, 3, 8));
+        assert_eq!(a.len(), 12);
+        for label in 0..4 {
+            assert_eq!(a.iter().filter(|&&i| labels[i] == label).count(), 3);
+        }
+        assert!(a.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn small_classes_give_what_they_have() {
+        let labels = [0, 0, 1, 2, 2, 2];
+        let a = stratified(&labels, 2, 1);
+        assert_eq!(a.iter().filter(|&&i| labels[i] == 1).count(), 1);
+        assert_eq!(a.len(), 5);
+    }
+
+    #[test]
+    fn shards_partition_the_samples() {
+        let samples = uniform(1000, 37, 3);
+        assert_eq!(samples.len(), 37);
+        let mut joined: Vec<usize> = (0..4)
+            .flat_map(|index| shard(&samples, Some(Shard { index, count: 4 })))
+            .collect();
+        joined.sort_unstable();
+        assert_eq!(joined, samples);
+    }
+}

@@ -1,0 +1,116 @@
+//! Training checkpoints in the output folder.
+//!
+//! * `epoch-NNN.safetensors`: the weights after epoch NNN (1-based), float32,
+//!   with torchvision/CIFAR state-dict names (PyTorch's `load_state_dict`
+//!   and every command of this tool read it);
+//! * `model.safetensors`: the latest weights (a copy of the newest epoch file);
+//! * `optimizer.safetensors`: the SGD momentum buffers, one tensor per
+//!   trainable tensor, same names, flattened to one dimension;
+//! * `train_state.json`: [`TrainState`], written last, so it always names
+//!   files that are complete (every file is written atomically).
+//!
+//! No RNG state is stored: data order and augmentation are pure functions of
+//! (seed, epoch, index), see [`crate::train::rng`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use stiffness_checkpoint::safetensors::{save_safetensors, SaveDType};
+use stiffness_checkpoint::StateDict;
+
+use crate::error::{Error, Result};
+use crate::train::net::Network;
+use crate::train::sgd::Sgd;
+use crate::train::{EpochRecord, TrainConfig};
+
+/// Name of the training-state file in the output folder.
+pub const STATE_FILE: &str = "train_state.json";
+/// Name of the momentum-buffer file in the output folder.
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+/// Name of the latest-weights file in the output folder.
+pub const MODEL_FILE: &str = "model.safetensors";
+
+/// Everything besides the tensors that a resumed run needs, plus the history.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct TrainState {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Optimizer steps taken.
+    pub step: usize,
+    /// Weights after `epoch`, relative to the output folder.
+    pub weights: String,
+    /// Momentum buffers, relative to the output folder.
+    pub optimizer: String,
+    /// How randomness is derived (no generator state is needed).
+    pub rng: String,
+    pub config: TrainConfig,
+    pub history: Vec<EpochRecord>,
+}
+
+/// The path of `name` in `out`.
+pub fn path_in(out: &Path, name: &str) -> PathBuf {
+    out.join(name)
+}
+
+/// The weights file of epoch `epoch` (1-based).
+pub fn epoch_file(epoch: usize) -> String {
+    format!("epoch-{epoch:03}.safetensors")
+}
+
+fn metadata(state: &TrainState) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    m.insert("format".into(), "pt".into());
+    m.insert("arch".into(), state.config.arch.clone());
+    m.insert("epoch".into(), state.epoch.to_string());
+    m.insert("step".into(), state.step.to_string());
+    m.insert("producer".into(), "resnet-stiffness train".into());
+    m
+}
+
+/// Write the epoch's weights, the latest weights, the momentum buffers and
+/// finally the state file.
+pub fn save(out: &Path, net: &Network, opt: &Sgd, state: &TrainState) -> Result<()> {
+    let weights = net.state_dict()?;
+    let meta = metadata(state);
+    save_safetensors(&path_in(out, &state.weights), &weights, SaveDType::F32, &meta)?;
+    save_safetensors(&path_in(out, MODEL_FILE), &weights, SaveDType::F32, &meta)?;
+    save_safetensors(&path_in(out, &state.optimizer), &buffers(opt)?, SaveDType::F32, &meta)?;
+    let json = serde_json::to_string_pretty(state)
+        .map_err(|e| Error::Numerical(format!("cannot encode the training state: {e}")))?;
+    let path = path_in(out, STATE_FILE);
+    let tmp = path_in(out, &format!("{STATE_FILE}.tmp"));
+    std::fs::write(&tmp, json).map_err(|e| Error::io("cannot write", &tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io("cannot write", &path, e))
+}
+
+fn buffers(opt: &Sgd) -> Result<StateDict> {
+    let mut out = StateDict::new();
+    for (name, v) in &opt.buffers {
+        let t = stiffness_checkpoint::Tensor::new(vec![v.len()], v.clone())
+            .map_err(|e| Error::Model(e.to_string()))?;
+        out.insert(name.clone(), t);
+    }
+    Ok(out)
+}
+
+/// Read `train_state.json` of `out`.
+pub fn load_state(out: &Path) -> Result<TrainState> {
+    let path = path_in(out, STATE_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::io(
+            "--resume: cannot read the training state (was this folder written by `train`?)",
+            &path,
+            e,
+        )
+    })?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::Usage(format!("--resume: {} is not a valid training state: {e}", path.display())))
+}
+
+/// Load the weights and momentum buffers named by `state`.
+pub fn load_tensors(out: &Path, state: &TrainState) -> Result<(StateDict, BTreeMap<String, Vec<f32>>)> {
+    let weights = stiffness_checkpoint::load_state_dict(&path_in(out, &state.weights))?.state;
+    let opt = stiffness_checkpoint::load_state_dict(&path_in(out, &state.optimizer))?.state;
+    let buffers = opt.iter().map(|(n, t)| (n.to_string(), t.values.clone())).collect();
+    Ok((weights, buffers))
+}

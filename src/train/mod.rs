@@ -1,0 +1,576 @@
+//! Training ResNets (torchvision and CIFAR families) with SGD on the CPU, so
+//! that stiffness can be studied along training and a default model can be
+//! built offline.
+//!
+//! One optimizer step on a batch (x, y) of B images:
+//! 1. forward in training mode ([`net`]: batch norm with batch statistics),
+//!    loss = mean cross-entropy of the logits;
+//! 2. gradients by candle's reverse-mode autodiff (`loss.backward()`);
+//! 3. the SGD update of [`sgd`] with the learning rate of [`sgd::LrSchedule`];
+//! 4. batch-norm running statistics updated from the batch statistics.
+//!
+//! An epoch visits floor(N / B) batches in a seeded random order (the last
+//! N mod B images of that order are skipped, `drop_last=True`), then
+//! evaluates on the held-out set with the evaluation-mode
+//! [`crate::model::ResNet`] built from the exported state dict, and writes a
+//! checkpoint ([`checkpoint`]). Images are used as read (`ToTensor`, values
+//! in [0, 1]); no normalisation is applied.
+
+pub mod checkpoint;
+pub mod data;
+pub mod net;
+pub mod ops;
+pub mod rng;
+pub mod sgd;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use stiffness_data::{Dataset, Format, Split, Transform};
+
+use crate::error::{Error, Result};
+use crate::model::{ArchSpec, ResNet};
+pub use checkpoint::TrainState;
+pub use data::{Augment, Batch, Loader};
+pub use net::{BatchStats, Network};
+pub use sgd::{LrSchedule, Schedule, Sgd, MOMENTUM};
+
+/// Everything `resnet-stiffness train` is told.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrainConfig {
+    /// `--arch`: a preset of [`crate::model::ArchSpec::preset`].
+    pub arch: String,
+    /// `--data`: the training data (its train split when it is a folder).
+    pub data: PathBuf,
+    /// `--out`: the folder for checkpoints and the training state.
+    pub out: PathBuf,
+    /// `--epochs`.
+    pub epochs: usize,
+    /// `--batch-size`.
+    pub batch_size: usize,
+    /// `--lr`: the peak learning rate.
+    pub lr: f64,
+    /// `--schedule`.
+    pub schedule: Schedule,
+    /// `--weight-decay`.
+    pub weight_decay: f64,
+    /// `--nesterov`.
+    pub nesterov: bool,
+    /// `--warmup-epochs`.
+    pub warmup_epochs: usize,
+    /// `--augment`.
+    pub augment: Augment,
+    /// `--seed`: initialisation, data order and augmentation.
+    pub seed: u64,
+    /// `--resume`: continue the run in `out`.
+    pub resume: bool,
+    /// `--checkpoint-every`: write a checkpoint every N epochs (and after the last).
+    pub checkpoint_every: usize,
+    /// `--eval-data`: held-out data; default the test split of `data`.
+    pub eval_data: Option<PathBuf>,
+    /// `--limit`: use only the first N images of the training and of the held-out data.
+    pub limit: Option<usize>,
+    /// `--in-channels`: inferred from the data when absent; 3 with 1-channel
+    /// data replicates the channel.
+    pub in_channels: Option<usize>,
+    /// `--threads`: worker threads (default: all cores).
+    pub threads: Option<usize>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            arch: "resnet18".into(),
+            data: PathBuf::new(),
+            out: PathBuf::new(),
+            epochs: 30,
+            batch_size: 128,
+            lr: 0.1,
+            schedule: Schedule::Cosine,
+            weight_decay: 5e-4,
+            nesterov: false,
+            warmup_epochs: 1,
+            augment: Augment::CropFlip,
+            seed: 0,
+            resume: false,
+            checkpoint_every: 1,
+            eval_data: None,
+            limit: None,
+            in_channels: None,
+            threads: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Check the numbers; errors name the option.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Usage(m));
+        if self.epochs == 0 {
+            return bad("--epochs must be at least 1".into());
+        }
+        if self.batch_size < 2 {
+            return bad("--batch-size must be at least 2 (batch norm needs two images)".into());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad(format!("--lr {} must be a positive number", self.lr));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad(format!("--weight-decay {} must be 0 or positive", self.weight_decay));
+        }
+        if self.warmup_epochs >= self.epochs && self.warmup_epochs > 0 {
+            return bad(format!(
+                "--warmup-epochs {} must be below --epochs {}",
+                self.warmup_epochs, self.epochs
+            ));
+        }
+        if self.checkpoint_every == 0 {
+            return bad("--checkpoint-every must be at least 1".into());
+        }
+        if self.threads == Some(0) {
+            return bad("--threads must be at least 1".into());
+        }
+        if self.limit == Some(0) {
+            return bad("--limit must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// One finished epoch.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EpochRecord {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches.
+    pub loss: f64,
+    /// Training accuracy (augmented images, training-mode batch norm).
+    pub train_acc: f64,
+    /// Held-out accuracy (evaluation mode).
+    pub test_acc: f64,
+    /// Held-out mean cross-entropy.
+    pub test_loss: f64,
+    /// Learning rate of the epoch's last step.
+    pub lr: f64,
+    /// Wall-clock seconds of the epoch, evaluation included.
+    pub seconds: f64,
+    /// Training images per second (evaluation excluded).
+    pub images_per_sec: f64,
+}
+
+/// Reported after every batch, and once more after every epoch's evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainProgress {
+    /// 0-based epoch.
+    pub epoch: usize,
+    pub epochs: usize,
+    /// Batches done in this epoch.
+    pub batch: usize,
+    pub batches: usize,
+    /// Optimizer steps done in all.
+    pub step: usize,
+    pub total_steps: usize,
+    /// Mean loss and accuracy over this epoch's batches so far.
+    pub loss: f64,
+    pub accuracy: f64,
+    /// Loss of the latest batch.
+    pub batch_loss: f64,
+    pub lr: f64,
+    /// Training images per second in this run so far.
+    pub images_per_sec: f64,
+    /// Estimated seconds until the last epoch ends (evaluation excluded).
+    pub eta_secs: f64,
+    /// Set on the call after the epoch's evaluation.
+    pub finished: Option<EpochRecord>,
+}
+
+/// The result of [`train`].
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    pub spec: ArchSpec,
+    /// Epochs completed (including those of a resumed run).
+    pub epochs: usize,
+    pub steps: usize,
+    pub history: Vec<EpochRecord>,
+    /// Held-out accuracy after the last epoch (NaN when no epoch ran).
+    pub final_test_acc: f64,
+    /// The latest weights (`out/model.safetensors`).
+    pub model_path: PathBuf,
+    /// Training images per second in this run.
+    pub images_per_sec: f64,
+}
+
+/// Train as configured: a new run, or with `resume` the run in `config.out`.
+pub fn train(config: &TrainConfig, progress: &mut dyn FnMut(&TrainProgress)) -> Result<TrainSummary> {
+    train_until(config, config.epochs, progress)
+}
+
+/// Like [`train`] but stop after epoch `until` (<= `config.epochs`), as if
+/// interrupted there; the schedule still spans `config.epochs`.
+pub fn train_until(
+    config: &TrainConfig,
+    until: usize,
+    progress: &mut dyn FnMut(&TrainProgress),
+) -> Result<TrainSummary> {
+    config.validate()?;
+    let pool = match config.threads {
+        None => None,
+        Some(n) => Some(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| Error::Usage(format!("--threads {n}: cannot start the threads ({e})")))?,
+        ),
+    };
+    Run::start(config, pool)?.go(until.min(config.epochs), progress)
+}
+
+/// Run `f` on `pool` (the global rayon pool when None).
+fn in_pool<R: Send>(pool: &Option<rayon::ThreadPool>, f: impl FnOnce() -> R + Send) -> R {
+    match pool {
+        Some(p) => p.install(f),
+        None => f(),
+    }
+}
+
+/// Open a split with the transform that gives `channels` channels.
+fn open_data(path: &Path, split: Split, channels: Option<usize>) -> Result<Dataset> {
+    let transform = Transform {
+        channels,
+        ..Transform::default()
+    };
+    Ok(Dataset::open_split(path, Format::Auto, split, transform)?)
+}
+
+/// The training and held-out data and their geometry.
+struct Data {
+    train: Dataset,
+    eval: Dataset,
+    n_train: usize,
+    n_eval: usize,
+    shape: [usize; 3],
+    classes: usize,
+}
+
+impl Data {
+    fn open(config: &TrainConfig) -> Result<Self> {
+        let probe = open_data(&config.data, Split::Train, None)?;
+        if probe.is_empty() {
+            return Err(Error::Usage(format!("--data {}: no images", config.data.display())));
+        }
+        let native = probe.get(0)?.shape[0];
+        let channels = match config.in_channels {
+            None => None,
+            Some(c) if c == native => None,
+            Some(c) if native == 1 => Some(c),
+            Some(c) => {
+                return Err(Error::Usage(format!(
+                    "--in-channels {c}: the data has {native} channels; only 1-channel data can be \
+                     replicated to more channels"
+                )))
+            }
+        };
+        let train = open_data(&config.data, Split::Train, channels)?;
+        let eval_path = config.eval_data.as_deref().unwrap_or(&config.data);
+        let eval = open_data(eval_path, Split::Test, channels)?;
+        let shape = train.get(0)?.shape;
+        let limit = config.limit.unwrap_or(usize::MAX);
+        let (n_train, n_eval) = (train.len().min(limit), eval.len().min(limit));
+        if eval.is_empty() {
+            return Err(Error::Usage(format!("--eval-data {}: no images", eval_path.display())));
+        }
+        if eval.get(0)?.shape != shape {
+            return Err(Error::Usage(format!(
+                "--eval-data {}: images of shape {:?} but the training images are {:?}",
+                eval_path.display(),
+                eval.get(0)?.shape,
+                shape
+            )));
+        }
+        if n_train < config.batch_size {
+            return Err(Error::Usage(format!(
+                "--batch-size {} is larger than the {n_train} training images; lower --batch-size",
+                config.batch_size
+            )));
+        }
+        let classes = train.class_names().len().max(eval.class_names().len());
+        Ok(Self {
+            train,
+            eval,
+            n_train,
+            n_eval,
+            shape,
+            classes,
+        })
+    }
+}
+
+/// A training run in progress.
+struct Run<'a> {
+    config: &'a TrainConfig,
+    data: Data,
+    net: Network,
+    opt: Sgd,
+    schedule: LrSchedule,
+    loader: Loader,
+    epoch: usize,
+    step: usize,
+    history: Vec<EpochRecord>,
+    pool: Option<rayon::ThreadPool>,
+}
+
+impl<'a> Run<'a> {
+    fn start(config: &'a TrainConfig, pool: Option<rayon::ThreadPool>) -> Result<Self> {
+        let data = Data::open(config)?;
+        let spec = ArchSpec::preset(&config.arch, data.shape[0], data.classes)?;
+        let schedule = LrSchedule {
+            base: config.lr,
+            schedule: config.schedule,
+            epochs: config.epochs,
+            warmup_epochs: config.warmup_epochs,
+            steps_per_epoch: data.n_train / config.batch_size,
+        };
+        let loader = Loader {
+            shape: data.shape,
+            augment: config.augment,
+            seed: config.seed,
+        };
+        let mut run = Run {
+            config,
+            net: Network::init(spec, config.seed)?,
+            opt: Sgd::new(MOMENTUM, config.nesterov, config.weight_decay),
+            data,
+            schedule,
+            loader,
+            epoch: 0,
+            step: 0,
+            history: Vec::new(),
+            pool,
+        };
+        run.prepare_out()?;
+        Ok(run)
+    }
+
+    /// Create the output folder, or with `--resume` load its state.
+    fn prepare_out(&mut self) -> Result<()> {
+        let out = &self.config.out;
+        std::fs::create_dir_all(out).map_err(|e| Error::io("--out: cannot create", out, e))?;
+        let has_state = checkpoint::path_in(out, checkpoint::STATE_FILE).exists();
+        if !self.config.resume {
+            if has_state {
+                return Err(Error::Usage(format!(
+                    "--out {} already holds a training run; pass --resume to continue it or choose \
+                     another --out",
+                    out.display()
+                )));
+            }
+            return Ok(());
+        }
+        let state = checkpoint::load_state(out)?;
+        check_resumable(&state.config, self.config)?;
+        let (weights, buffers) = checkpoint::load_tensors(out, &state)?;
+        self.net = Network::from_weights(self.net.spec().clone(), &weights)?;
+        self.opt.buffers = buffers;
+        (self.epoch, self.step, self.history) = (state.epoch, state.step, state.history);
+        Ok(())
+    }
+
+    fn go(mut self, until: usize, progress: &mut dyn FnMut(&TrainProgress)) -> Result<TrainSummary> {
+        let clock = Clock::new(self.step, self.schedule.steps_per_epoch * until);
+        while self.epoch < until {
+            self.epoch_pass(&clock, progress)?;
+        }
+        Ok(TrainSummary {
+            spec: self.net.spec().clone(),
+            epochs: self.epoch,
+            steps: self.step,
+            final_test_acc: self.history.last().map_or(f64::NAN, |h| h.test_acc),
+            history: self.history,
+            model_path: checkpoint::path_in(&self.config.out, checkpoint::MODEL_FILE),
+            images_per_sec: clock.images_per_sec(self.step, self.config.batch_size),
+        })
+    }
+
+    /// One epoch: the batches, the evaluation, the checkpoint.
+    fn epoch_pass(&mut self, clock: &Clock, progress: &mut dyn FnMut(&TrainProgress)) -> Result<()> {
+        let started = Instant::now();
+        let order = rng::permutation(self.config.seed, self.epoch, self.data.n_train);
+        let batches = self.schedule.steps_per_epoch;
+        let b = self.config.batch_size;
+        let (mut loss_sum, mut correct) = (0.0, 0usize);
+        let mut report = self.report(clock, batches);
+        for i in 0..batches {
+            let lr = self.schedule.lr(self.step);
+            let (loader, data, epoch) = (&self.loader, &self.data, self.epoch);
+            let (net, opt) = (&mut self.net, &mut self.opt);
+            let (loss, hits) = in_pool(&self.pool, || {
+                let batch = loader.batch(&data.train, &order[i * b..(i + 1) * b], Some(epoch))?;
+                train_step(net, opt, &batch, data.shape, lr)
+            })?;
+            self.step += 1;
+            loss_sum += loss;
+            correct += hits;
+            report.batch = i + 1;
+            report.step = self.step;
+            report.loss = loss_sum / (i + 1) as f64;
+            report.accuracy = correct as f64 / ((i + 1) * b) as f64;
+            report.batch_loss = loss;
+            report.lr = lr;
+            report.images_per_sec = clock.images_per_sec(self.step, b);
+            report.eta_secs = clock.eta(self.step);
+            progress(&report);
+        }
+        let train_secs = started.elapsed().as_secs_f64();
+        let (net, data, loader) = (&self.net, &self.data, &self.loader);
+        let (test_loss, test_acc) =
+            in_pool(&self.pool, || evaluate(&net.eval_model()?, &data.eval, data.n_eval, loader))?;
+        self.epoch += 1;
+        let record = EpochRecord {
+            epoch: self.epoch,
+            loss: loss_sum / batches as f64,
+            train_acc: correct as f64 / (batches * b) as f64,
+            test_acc,
+            test_loss,
+            lr: report.lr,
+            seconds: started.elapsed().as_secs_f64(),
+            images_per_sec: (batches * b) as f64 / train_secs.max(1e-9),
+        };
+        self.history.push(record.clone());
+        if self.epoch % self.config.checkpoint_every == 0 || self.epoch == self.config.epochs {
+            self.save()?;
+        }
+        report.finished = Some(record);
+        progress(&report);
+        Ok(())
+    }
+
+    fn report(&self, clock: &Clock, batches: usize) -> TrainProgress {
+        TrainProgress {
+            epoch: self.epoch,
+            epochs: self.config.epochs,
+            batch: 0,
+            batches,
+            step: self.step,
+            total_steps: batches * self.config.epochs,
+            loss: 0.0,
+            accuracy: 0.0,
+            batch_loss: 0.0,
+            lr: self.schedule.lr(self.step),
+            images_per_sec: clock.images_per_sec(self.step, self.config.batch_size),
+            eta_secs: clock.eta(self.step),
+            finished: None,
+        }
+    }
+
+    fn save(&self) -> Result<()> {
+        let state = TrainState {
+            epoch: self.epoch,
+            step: self.step,
+            weights: checkpoint::epoch_file(self.epoch),
+            optimizer: checkpoint::OPTIMIZER_FILE.into(),
+            rng: "counter-based SplitMix64: order = f(seed, epoch), augmentation = f(seed, epoch, index)".into(),
+            config: self.config.clone(),
+            history: self.history.clone(),
+        };
+        checkpoint::save(&self.config.out, &self.net, &self.opt, &state)
+    }
+}
+
+/// A resumed run must repeat the settings that shape the trajectory.
+fn check_resumable(saved: &TrainConfig, now: &TrainConfig) -> Result<()> {
+    let pairs = [
+        ("--arch", saved.arch.clone(), now.arch.clone()),
+        ("--seed", saved.seed.to_string(), now.seed.to_string()),
+        ("--batch-size", saved.batch_size.to_string(), now.batch_size.to_string()),
+        ("--lr", saved.lr.to_string(), now.lr.to_string()),
+        ("--schedule", format!("{:?}", saved.schedule), format!("{:?}", now.schedule)),
+        ("--weight-decay", saved.weight_decay.to_string(), now.weight_decay.to_string()),
+        ("--nesterov", saved.nesterov.to_string(), now.nesterov.to_string()),
+        ("--warmup-epochs", saved.warmup_epochs.to_string(), now.warmup_epochs.to_string()),
+        ("--augment", format!("{:?}", saved.augment), format!("{:?}", now.augment)),
+        ("--limit", format!("{:?}", saved.limit), format!("{:?}", now.limit)),
+    ];
+    for (option, was, is) in pairs {
+        if was != is {
+            return Err(Error::Usage(format!(
+                "--resume: {option} was {was} in the saved run but is {is} now; repeat the original \
+                 options (see {} in --out)",
+                checkpoint::STATE_FILE
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Steps per second of this run, for images/s and the ETA.
+struct Clock {
+    started: Instant,
+    first_step: usize,
+    last_step: usize,
+}
+
+impl Clock {
+    fn new(first_step: usize, last_step: usize) -> Self {
+        Self {
+            started: Instant::now(),
+            first_step,
+            last_step,
+        }
+    }
+
+    fn images_per_sec(&self, step: usize, batch: usize) -> f64 {
+        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+        (step.saturating_sub(self.first_step) * batch) as f64 / secs
+    }
+
+    fn eta(&self, step: usize) -> f64 {
+        let done = step.saturating_sub(self.first_step);
+        if done == 0 {
+            return f64::NAN;
+        }
+        let per_step = self.started.elapsed().as_secs_f64() / done as f64;
+        per_step * self.last_step.saturating_sub(step) as f64
+    }
+}
+
+/// One SGD step on `batch` (module docs); returns the batch's mean loss and
+/// the number of correctly classified images.
+pub fn train_step(net: &mut Network, opt: &mut Sgd, batch: &Batch, shape: [usize; 3], lr: f64) -> Result<(f64, usize)> {
+    let (x, y) = batch_tensors(batch, shape)?;
+    let (logits, stats) = net.forward_train(&x)?;
+    let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+    let grads = loss.backward()?;
+    opt.step(net.parameters(), &grads, lr)?;
+    net.update_running(&stats)?;
+    Ok((f64::from(loss.to_scalar::<f32>()?), hits(&logits, &y)?))
+}
+
+/// A batch as tensors: images (B, C, H, W) and labels (B) as u32.
+pub fn batch_tensors(batch: &Batch, [c, h, w]: [usize; 3]) -> Result<(Tensor, Tensor)> {
+    let n = batch.labels.len();
+    let x = Tensor::from_slice(&batch.images, (n, c, h, w), &Device::Cpu)?;
+    let y = Tensor::from_slice(&batch.labels, n, &Device::Cpu)?;
+    Ok((x, y))
+}
+
+fn hits(logits: &Tensor, labels: &Tensor) -> Result<usize> {
+    let pred = logits.argmax(1)?.to_dtype(candle_core::DType::U32)?;
+    Ok(pred.eq(labels)?.to_dtype(candle_core::DType::F32)?.sum_all()?.to_scalar::<f32>()? as usize)
+}
+
+/// Mean cross-entropy and accuracy of `model` on the first `n` images of `data`.
+pub fn evaluate(model: &ResNet, data: &Dataset, n: usize, loader: &Loader) -> Result<(f64, f64)> {
+    const EVAL_BATCH: usize = 256;
+    let (mut loss_sum, mut correct) = (0.0, 0usize);
+    for start in (0..n).step_by(EVAL_BATCH) {
+        let indices: Vec<usize> = (start..(start + EVAL_BATCH).min(n)).collect();
+        let batch = loader.batch(data, &indices, None)?;
+        let (x, y) = batch_tensors(&batch, loader.shape)?;
+        let logits = model.forward(&x)?;
+        let loss = candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()?;
+        loss_sum += f64::from(loss) * indices.len() as f64;
+        correct += hits(&logits, &y)?;
+    }
+    Ok((loss_sum / n as f64, correct as f64 / n as f64))
+}

@@ -1,0 +1,243 @@
+//! Differentiable convolution and max pooling for training on the CPU.
+//!
+//! candle's CPU backward pass of `conv2d` uses a direct (slow) transposed
+//! convolution, and its `max_pool2d` has no backward pass when the kernel
+//! differs from the stride (ResNet's 3x3/2 pool). Here a convolution is
+//! `im2col` followed by a matrix product, so that both passes run on candle's
+//! multi-threaded GEMM:
+//!
+//! y[b, o, p] = sum_k W[o, k] * cols[b, p, k],
+//! cols[b, p, (c, dy, dx)] = x[b, c, s*py + dy - pad, s*px + dx - pad] (0 outside),
+//!
+//! and the backward pass of `im2col` is `col2im`, the adjoint that adds every
+//! column entry back to the input pixel it was copied from.
+//!
+//! Max pooling pads with -inf (PyTorch); its gradient goes to the first
+//! maximum of each window in row-major order (PyTorch's CPU tie rule).
+
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Window geometry shared by convolution and pooling (square kernel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl Window {
+    /// Output length for input length `len`: (len + 2 pad - k) / s + 1.
+    pub fn out_len(&self, len: usize) -> usize {
+        (len + 2 * self.padding).saturating_sub(self.kernel) / self.stride + 1
+    }
+
+    /// Input coordinate of output position `o` and kernel offset `d`, if inside.
+    fn source(&self, o: usize, d: usize, len: usize) -> Option<usize> {
+        (o * self.stride + d)
+            .checked_sub(self.padding)
+            .filter(|&i| i < len)
+    }
+}
+
+fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> candle_core::Result<&'a [f32]> {
+    let data = storage.as_slice::<f32>()?;
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("{op}: input must be contiguous"),
+    }
+}
+
+fn dims4(layout: &Layout, op: &str) -> candle_core::Result<[usize; 4]> {
+    match layout.dims() {
+        &[b, c, h, w] => Ok([b, c, h, w]),
+        d => candle_core::bail!("{op}: expected a (B, C, H, W) tensor, got {d:?}"),
+    }
+}
+
+/// `im2col`: (B, C, H, W) -> (B, Ho*Wo, C*k*k).
+#[derive(Debug, Clone, Copy)]
+pub struct Im2Col(pub Window);
+
+impl CustomOp1 for Im2Col {
+    fn name(&self) -> &'static str {
+        "im2col"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(storage, layout, "im2col")?;
+        let [b, c, h, w] = dims4(layout, "im2col")?;
+        let win = self.0;
+        let (ho, wo, k) = (win.out_len(h), win.out_len(w), win.kernel);
+        let row = c * k * k;
+        let mut out = vec![0f32; b * ho * wo * row];
+        out.par_chunks_mut(ho * wo * row).enumerate().for_each(|(bi, dst)| {
+            let img = &x[bi * c * h * w..(bi + 1) * c * h * w];
+            for py in 0..ho {
+                for px in 0..wo {
+                    let cols = &mut dst[(py * wo + px) * row..(py * wo + px + 1) * row];
+                    for ci in 0..c {
+                        for dy in 0..k {
+                            let Some(iy) = win.source(py, dy, h) else { continue };
+                            for dx in 0..k {
+                                if let Some(ix) = win.source(px, dx, w) {
+                                    cols[(ci * k + dy) * k + dx] = img[(ci * h + iy) * w + ix];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((b, ho * wo, row))))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let dims = arg.dims4()?;
+        let grad = grad_res.contiguous()?.apply_op1_no_bwd(&Col2Im {
+            window: self.0,
+            input: [dims.0, dims.1, dims.2, dims.3],
+        })?;
+        Ok(Some(grad))
+    }
+}
+
+/// `col2im`, the adjoint of [`Im2Col`]: (B, Ho*Wo, C*k*k) -> (B, C, H, W).
+#[derive(Debug, Clone, Copy)]
+pub struct Col2Im {
+    pub window: Window,
+    /// (B, C, H, W) of the image.
+    pub input: [usize; 4],
+}
+
+impl CustomOp1 for Col2Im {
+    fn name(&self) -> &'static str {
+        "col2im"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let cols = contiguous_f32(storage, layout, "col2im")?;
+        let [b, c, h, w] = self.input;
+        let win = self.window;
+        let (ho, wo, k) = (win.out_len(h), win.out_len(w), win.kernel);
+        let row = c * k * k;
+        if cols.len() != b * ho * wo * row {
+            candle_core::bail!("col2im: {} values for {:?}", cols.len(), self.input);
+        }
+        let mut out = vec![0f32; b * c * h * w];
+        out.par_chunks_mut(c * h * w).enumerate().for_each(|(bi, img)| {
+            let src = &cols[bi * ho * wo * row..(bi + 1) * ho * wo * row];
+            for py in 0..ho {
+                for px in 0..wo {
+                    let col = &src[(py * wo + px) * row..(py * wo + px + 1) * row];
+                    for ci in 0..c {
+                        for dy in 0..k {
+                            let Some(iy) = win.source(py, dy, h) else { continue };
+                            for dx in 0..k {
+                                if let Some(ix) = win.source(px, dx, w) {
+                                    img[(ci * h + iy) * w + ix] += col[(ci * k + dy) * k + dx];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((b, c, h, w))))
+    }
+}
+
+/// 2-D convolution without bias: `x` (B, C, H, W), `weight` (O, C, k, k) -> (B, O, Ho, Wo).
+pub fn conv2d(x: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> candle_core::Result<Tensor> {
+    let (b, _, h, w) = x.dims4()?;
+    let (o, c, k, _) = weight.dims4()?;
+    let win = Window {
+        kernel: k,
+        stride,
+        padding,
+    };
+    let (ho, wo) = (win.out_len(h), win.out_len(w));
+    let cols = x.contiguous()?.apply_op1(Im2Col(win))?.reshape((b * ho * wo, c * k * k))?;
+    let y = cols.matmul(&weight.reshape((o, c * k * k))?.t()?)?;
+    y.reshape((b, ho * wo, o))?.transpose(1, 2)?.reshape((b, o, ho, wo))
+}
+
+/// Max pooling with -inf padding: (B, C, H, W) -> (B, C, Ho, Wo).
+#[derive(Debug, Clone, Copy)]
+pub struct MaxPool(pub Window);
+
+impl MaxPool {
+    /// Index (within one channel plane) of the first maximum of window (py, px).
+    fn argmax(&self, plane: &[f32], h: usize, w: usize, py: usize, px: usize) -> usize {
+        let win = self.0;
+        let mut best = (usize::MAX, f32::NEG_INFINITY);
+        for dy in 0..win.kernel {
+            let Some(iy) = win.source(py, dy, h) else { continue };
+            for dx in 0..win.kernel {
+                if let Some(ix) = win.source(px, dx, w) {
+                    let v = plane[iy * w + ix];
+                    if best.0 == usize::MAX || v > best.1 || v.is_nan() {
+                        best = (iy * w + ix, v);
+                    }
+                }
+            }
+        }
+        best.0
+    }
+
+    fn map_planes<T: Send>(
+        &self,
+        x: &[f32],
+        [b, c, h, w]: [usize; 4],
+        f: impl Fn(&[f32], usize, usize, usize) -> T + Sync,
+    ) -> Vec<T> {
+        let (ho, wo) = (self.0.out_len(h), self.0.out_len(w));
+        (0..b * c)
+            .into_par_iter()
+            .flat_map_iter(|p| {
+                let plane = &x[p * h * w..(p + 1) * h * w];
+                let f = &f;
+                (0..ho * wo).map(move |o| f(plane, p, o / wo, o % wo))
+            })
+            .collect()
+    }
+}
+
+impl CustomOp1 for MaxPool {
+    fn name(&self) -> &'static str {
+        "max-pool"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(storage, layout, "max-pool")?;
+        let dims @ [b, c, h, w] = dims4(layout, "max-pool")?;
+        if self.0.kernel <= self.0.padding || h + 2 * self.0.padding < self.0.kernel {
+            candle_core::bail!("max-pool: window {:?} does not fit a {h}x{w} map", self.0);
+        }
+        let out = self.map_planes(x, dims, |plane, _, py, px| plane[self.argmax(plane, h, w, py, px)]);
+        Ok((CpuStorage::F32(out), Shape::from((b, c, self.0.out_len(h), self.0.out_len(w)))))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let (b, c, h, w) = arg.dims4()?;
+        let x = arg.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        let g = grad_res.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        let targets = self.map_planes(&x, [b, c, h, w], |plane, p, py, px| {
+            p * h * w + self.argmax(plane, h, w, py, px)
+        });
+        let mut grad = vec![0f32; b * c * h * w];
+        for (&t, &gv) in targets.iter().zip(&g) {
+            grad[t] += gv;
+        }
+        Ok(Some(Tensor::from_vec(grad, (b, c, h, w), arg.device())?))
+    }
+}
+
+/// ResNet's stem pool: 3x3, stride 2, padding 1.
+pub fn max_pool_3x3_s2(x: &Tensor) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op1(MaxPool(Window {
+        kernel: 3,
+        stride: 2,
+        padding: 1,
+    }))
+}

@@ -1,0 +1,103 @@
+//! Random residual blocks for property tests (deterministic, no extra dependency).
+
+use candle_core::{DType, Device, Tensor};
+use resnet_stiffness::model::layers::{BatchNorm, BatchNormParams, Branch, Conv2d, Layer};
+use resnet_stiffness::model::{ResidualBlock, Shortcut};
+
+/// SplitMix64 with uniform and roughly normal draws.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Sum of 4 uniforms, centred and scaled to unit variance.
+    pub fn normal(&mut self) -> f64 {
+        ((0..4).map(|_| self.uniform()).sum::<f64>() - 2.0) * 3f64.sqrt()
+    }
+
+    pub fn tensor(&mut self, shape: &[usize], scale: f64) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f64> = (0..n).map(|_| self.normal() * scale).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+}
+
+/// Where the ReLUs sit: random, or forced all on / all off by a large BN shift.
+#[derive(Clone, Copy, Debug)]
+pub enum Masks {
+    Random,
+    AllOn,
+    AllOff,
+}
+
+pub fn conv(rng: &mut Rng, c_out: usize, c_in: usize, k: usize, stride: usize) -> Conv2d {
+    let scale = 1.0 / ((c_in * k * k) as f64).sqrt();
+    Conv2d {
+        weight: rng.tensor(&[c_out, c_in, k, k], scale),
+        bias: None,
+        stride,
+        padding: k / 2,
+    }
+}
+
+pub fn norm(rng: &mut Rng, c: usize, shift: f64) -> BatchNorm {
+    let mut draw = |f: &mut dyn FnMut(&mut Rng) -> f64| (0..c).map(|_| f(rng)).collect::<Vec<_>>();
+    let params = BatchNormParams {
+        gamma: draw(&mut |r| 0.5 + r.uniform()),
+        beta: draw(&mut |r| 0.1 * r.normal() + shift),
+        mean: draw(&mut |r| 0.1 * r.normal()),
+        var: draw(&mut |r| 0.5 + r.uniform()),
+    };
+    BatchNorm::new(params, DType::F64).unwrap()
+}
+
+fn shift(masks: Masks) -> f64 {
+    match masks {
+        Masks::Random => 0.0,
+        Masks::AllOn => 100.0,
+        Masks::AllOff => -100.0,
+    }
+}
+
+/// A BasicBlock c_in -> planes with the given stride and shortcut.
+pub fn basic(rng: &mut Rng, c_in: usize, planes: usize, stride: usize, shortcut: Shortcut, masks: Masks) -> ResidualBlock {
+    let s = shift(masks);
+    let layers = vec![
+        Layer::Conv(conv(rng, planes, c_in, 3, stride)),
+        Layer::Norm(norm(rng, planes, s)),
+        Layer::Relu,
+        Layer::Conv(conv(rng, planes, planes, 3, 1)),
+        Layer::Norm(norm(rng, planes, s)),
+    ];
+    ResidualBlock { name: "basic".into(), branch: Branch { layers }, shortcut }
+}
+
+/// A Bottleneck c_in -> 4 * width (stride on the 3x3).
+pub fn bottleneck(rng: &mut Rng, c_in: usize, width: usize, stride: usize, shortcut: Shortcut, masks: Masks) -> ResidualBlock {
+    let s = shift(masks);
+    let layers = vec![
+        Layer::Conv(conv(rng, width, c_in, 1, 1)),
+        Layer::Norm(norm(rng, width, s)),
+        Layer::Relu,
+        Layer::Conv(conv(rng, width, width, 3, stride)),
+        Layer::Norm(norm(rng, width, s)),
+        Layer::Relu,
+        Layer::Conv(conv(rng, 4 * width, width, 1, 1)),
+        Layer::Norm(norm(rng, 4 * width, s)),
+    ];
+    ResidualBlock { name: "bottleneck".into(), branch: Branch { layers }, shortcut }
+}
+
+pub fn projection(rng: &mut Rng, c_out: usize, c_in: usize, stride: usize) -> Shortcut {
+    Shortcut::Projection { conv: conv(rng, c_out, c_in, 1, stride), norm: norm(rng, c_out, 0.0) }
+}
