@@ -101,7 +101,10 @@ pub fn evaluate(
     let mut outcomes = Vec::with_capacity(indices.len());
     for chunk in indices.chunks(BATCH_SIZE) {
         let (batch, labels) = load_batch(data, chunk)?;
-        let logits = model.forward(&batch)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+        let logits = model
+            .forward(&batch)?
+            .to_dtype(DType::F32)?
+            .to_vec2::<f32>()?;
         for ((row, &label), &index) in logits.iter().zip(&labels).zip(chunk) {
             outcomes.push(Outcome::from_logits(index, label, row));
         }
@@ -121,7 +124,10 @@ pub fn summarize(outcomes: &[Outcome], class_names: &[String]) -> EvalSummary {
             let (accuracy, loss) = means(&mine);
             ClassEval {
                 label,
-                name: class_names.get(label).cloned().unwrap_or_else(|| label.to_string()),
+                name: class_names
+                    .get(label)
+                    .cloned()
+                    .unwrap_or_else(|| label.to_string()),
                 accuracy,
                 loss,
                 count: mine.len(),

@@ -75,7 +75,10 @@ impl FootprintJacobian {
         for chunk in colours.chunks(MAX_BATCH) {
             let tangents = colouring.tangents(chunk, columns)?.to_dtype(map.dtype)?;
             let image = (map.apply)(&tangents)?;
-            let images = image.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+            let images = image
+                .flatten_all()?
+                .to_dtype(DType::F64)?
+                .to_vec1::<f64>()?;
             let out_len: usize = map.out_shape.iter().product();
             for (b, colour) in chunk.iter().enumerate() {
                 let image = &images[b * out_len..(b + 1) * out_len];
@@ -227,9 +230,8 @@ impl Colouring {
 
     fn colours(&self) -> impl Iterator<Item = Colour> + '_ {
         (0..self.in_shape[0]).flat_map(move |channel| {
-            (0..self.period_h).flat_map(move |rh| {
-                (0..self.period_w).map(move |rw| Colour { channel, rh, rw })
-            })
+            (0..self.period_h)
+                .flat_map(move |rh| (0..self.period_w).map(move |rw| Colour { channel, rh, rw }))
         })
     }
 
@@ -255,6 +257,10 @@ impl Colouring {
             }
         }
         let [c, h, w] = self.in_shape;
-        Ok(Tensor::from_vec(data, (chunk.len(), c, h, w), &Device::Cpu)?)
+        Ok(Tensor::from_vec(
+            data,
+            (chunk.len(), c, h, w),
+            &Device::Cpu,
+        )?)
     }
 }

@@ -5,6 +5,7 @@
 //! -> spectrum and metrics (crate `stiffness-spectrum`) -> statistics (crate
 //! `stiffness-stats`) -> report. See `METHOD.md` for the mathematics.
 
+pub mod bench;
 pub mod error;
 pub mod eval;
 pub mod jacobian;

@@ -53,7 +53,11 @@ impl<'a> Linearization<'a> {
     }
 
     /// The Jacobian of `kind`, columns restricted to `columns` when given.
-    pub fn jacobian(&self, kind: JacobianKind, columns: Option<&[bool]>) -> Result<FootprintJacobian> {
+    pub fn jacobian(
+        &self,
+        kind: JacobianKind,
+        columns: Option<&[bool]>,
+    ) -> Result<FootprintJacobian> {
         let apply = |t: &Tensor| self.block.jvp(&self.trace, kind, t);
         let map = LinearMap {
             in_shape: self.in_shape,
@@ -80,7 +84,11 @@ impl<'a> Linearization<'a> {
     /// ReLU (V includes its mask) and D = D_out when `through_output_mask`
     /// (whole-block kind) or the identity (residual kind). Only the columns of
     /// the active units of layer `cut` are assembled.
-    pub fn cyclic_map(&self, cut: usize, through_output_mask: bool) -> Result<(FootprintJacobian, Vec<usize>)> {
+    pub fn cyclic_map(
+        &self,
+        cut: usize,
+        through_output_mask: bool,
+    ) -> Result<(FootprintJacobian, Vec<usize>)> {
         let branch = &self.block.branch;
         let at = branch.relu_positions()[cut];
         let end = branch.layers.len();
@@ -104,7 +112,11 @@ impl<'a> Linearization<'a> {
                 .collect();
             AxisFootprint::new(reach, inner_len)
         });
-        let inner_shape = [inner_channels, footprints[0].in_len(), footprints[1].in_len()];
+        let inner_shape = [
+            inner_channels,
+            footprints[0].in_len(),
+            footprints[1].in_len(),
+        ];
         let map = LinearMap {
             in_shape: inner_shape,
             out_shape: inner_shape,
@@ -121,7 +133,11 @@ impl<'a> Linearization<'a> {
     /// ||B(x) - x|| / ||x|| in float64 (square blocks).
     pub fn relative_step(&self) -> Result<f64> {
         let x = &self.trace64.input;
-        let step = (&self.trace64.output - x)?.sqr()?.sum_all()?.to_scalar::<f64>()?.sqrt();
+        let step = (&self.trace64.output - x)?
+            .sqr()?
+            .sum_all()?
+            .to_scalar::<f64>()?
+            .sqrt();
         let norm = x.sqr()?.sum_all()?.to_scalar::<f64>()?.sqrt();
         Ok(step / norm)
     }

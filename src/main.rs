@@ -23,6 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The main job on the built-in default: evaluate, analyse and report (the default command).
+    Demo(DemoArgs),
     /// Show the inferred architecture and every residual block's shapes.
     Inspect(InspectArgs),
     /// Top-1 accuracy and cross-entropy loss, overall and per class.
@@ -33,6 +35,21 @@ enum Command {
     Merge(MergeArgs),
     /// Tables, figures and a Markdown/HTML report from record directories.
     Report(ReportArgs),
+    /// Time Jacobian assembly and eigen-solves (with and without reductions) and evaluation throughput.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Largest block size n = C*H*W to time.
+    #[arg(long, default_value_t = 16384)]
+    max_n: usize,
+    /// Largest n for which the unreduced dense solve is also timed.
+    #[arg(long, default_value_t = 4096)]
+    max_dense: usize,
+    /// Also time evaluation throughput of ResNet20 and ResNet18 at 32x32.
+    #[arg(long)]
+    eval: bool,
 }
 
 #[derive(Args)]
@@ -155,6 +172,16 @@ struct AnalyzeArgs {
 }
 
 #[derive(Args)]
+struct DemoArgs {
+    /// Where the analysis records and the report go.
+    #[arg(long, default_value = "out/demo")]
+    out: PathBuf,
+    /// Samples per class to analyse.
+    #[arg(long, default_value_t = 2)]
+    per_class: usize,
+}
+
+#[derive(Args)]
 struct MergeArgs {
     /// Output directory for the merged records.
     #[arg(long)]
@@ -177,13 +204,21 @@ struct ReportArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // With no arguments the tool runs its main job on the built-in default.
+    let args: Vec<String> = std::env::args().collect();
+    let cli = if args.len() == 1 {
+        Cli::parse_from([args[0].as_str(), "demo"])
+    } else {
+        Cli::parse()
+    };
     let result = match cli.command {
+        Command::Demo(a) => demo(a),
         Command::Inspect(a) => inspect(a),
         Command::Eval(a) => eval_cmd(a),
         Command::Analyze(a) => analyze(a),
         Command::Merge(a) => merge(a),
         Command::Report(a) => report(a),
+        Command::Bench(a) => bench(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -198,7 +233,15 @@ fn load(args: &ModelArgs, dtype: DType) -> Result<LoadedModel> {
     model::load(&args.model, args.arch.as_deref(), dtype)
 }
 
-fn open_data(path: &Path, format: &str, split: &str, normalize: &str, channels: Option<usize>, resize: Option<usize>, crop: Option<usize>) -> Result<Dataset> {
+fn open_data(
+    path: &Path,
+    format: &str,
+    split: &str,
+    normalize: &str,
+    channels: Option<usize>,
+    resize: Option<usize>,
+    crop: Option<usize>,
+) -> Result<Dataset> {
     let format: Format = format.parse()?;
     let split: Split = split.parse()?;
     let transform = Transform {
@@ -213,7 +256,11 @@ fn open_data(path: &Path, format: &str, split: &str, normalize: &str, channels: 
 fn inspect(a: InspectArgs) -> Result<()> {
     let loaded = load(&a.model, DType::F32)?;
     let net = &loaded.model;
-    let default = if net.spec.family == model::Family::Torchvision { 224 } else { 32 };
+    let default = if net.spec.family == model::Family::Torchvision {
+        224
+    } else {
+        32
+    };
     let (h, w) = parse_size(a.input_size.as_deref(), default)?;
     let blocks = net.block_shapes([net.spec.in_channels, h, w])?;
     if a.json {
@@ -229,18 +276,37 @@ fn inspect(a: InspectArgs) -> Result<()> {
     println!("architecture: {}", net.spec);
     println!("parameters: {}", net.parameter_count());
     println!("input: {}x{}x{}", net.spec.in_channels, h, w);
-    println!("{:<10} {:>14} {:>14} {:>8} {:>7}", "block", "input", "output", "n", "square");
+    println!(
+        "{:<10} {:>14} {:>14} {:>8} {:>7}",
+        "block", "input", "output", "n", "square"
+    );
     for b in blocks {
         let fmt = |s: [usize; 3]| format!("{}x{}x{}", s[0], s[1], s[2]);
-        println!("{:<10} {:>14} {:>14} {:>8} {:>7}", b.name, fmt(b.input), fmt(b.output), b.n, if b.square { "yes" } else { "no" });
+        println!(
+            "{:<10} {:>14} {:>14} {:>8} {:>7}",
+            b.name,
+            fmt(b.input),
+            fmt(b.output),
+            b.n,
+            if b.square { "yes" } else { "no" }
+        );
     }
     Ok(())
 }
 
 fn parse_size(s: Option<&str>, default: usize) -> Result<(usize, usize)> {
-    let Some(s) = s else { return Ok((default, default)) };
-    let bad = || Error::Usage(format!("--input-size {s:?}: expected H or HxW, e.g. 32 or 224x224"));
-    let parts: Vec<usize> = s.split('x').map(|p| p.trim().parse().map_err(|_| bad())).collect::<Result<_>>()?;
+    let Some(s) = s else {
+        return Ok((default, default));
+    };
+    let bad = || {
+        Error::Usage(format!(
+            "--input-size {s:?}: expected H or HxW, e.g. 32 or 224x224"
+        ))
+    };
+    let parts: Vec<usize> = s
+        .split('x')
+        .map(|p| p.trim().parse().map_err(|_| bad()))
+        .collect::<Result<_>>()?;
     match parts[..] {
         [n] if n > 0 => Ok((n, n)),
         [h, w] if h > 0 && w > 0 => Ok((h, w)),
@@ -250,9 +316,10 @@ fn parse_size(s: Option<&str>, default: usize) -> Result<(usize, usize)> {
 
 fn bar(total: usize, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(total as u64);
-    let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {per_sec} ETA {eta} {msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+    let style =
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {per_sec} ETA {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
     bar.set_style(style);
     bar.set_prefix(what.to_string());
     bar.enable_steady_tick(Duration::from_millis(500));
@@ -262,7 +329,15 @@ fn bar(total: usize, what: &str) -> ProgressBar {
 fn eval_cmd(a: EvalArgs) -> Result<()> {
     let net = load(&a.model, DType::F32)?.model;
     let d = &a.data;
-    let data = open_data(&d.data, &d.format, &d.split, &d.normalize, d.channels, d.resize, d.crop)?;
+    let data = open_data(
+        &d.data,
+        &d.format,
+        &d.split,
+        &d.normalize,
+        d.channels,
+        d.resize,
+        d.crop,
+    )?;
     eval::check_fit(&net, &data, &d.data.display().to_string())?;
     let n = a.limit.unwrap_or(data.len()).min(data.len());
     let indices: Vec<usize> = (0..n).collect();
@@ -274,10 +349,25 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&summary).unwrap_or_default());
         return Ok(());
     }
-    println!("images: {}  top-1 accuracy: {:.2}%  mean loss: {:.4}", summary.count, 100.0 * summary.accuracy, summary.loss);
-    println!("{:>5} {:<16} {:>7} {:>9} {:>8}", "label", "class", "count", "accuracy", "loss");
+    println!(
+        "images: {}  top-1 accuracy: {:.2}%  mean loss: {:.4}",
+        summary.count,
+        100.0 * summary.accuracy,
+        summary.loss
+    );
+    println!(
+        "{:>5} {:<16} {:>7} {:>9} {:>8}",
+        "label", "class", "count", "accuracy", "loss"
+    );
     for c in &summary.per_class {
-        println!("{:>5} {:<16} {:>7} {:>8.2}% {:>8.4}", c.label, c.name, c.count, 100.0 * c.accuracy, c.loss);
+        println!(
+            "{:>5} {:<16} {:>7} {:>8.2}% {:>8.4}",
+            c.label,
+            c.name,
+            c.count,
+            100.0 * c.accuracy,
+            c.loss
+        );
     }
     Ok(())
 }
@@ -289,7 +379,9 @@ impl run::Progress for JobBar {
     fn start(&self, total: usize, skipped: usize) {
         self.0.set_length(total as u64);
         if skipped > 0 {
-            self.0.println(format!("resuming: {skipped} (sample, block) units already done"));
+            self.0.println(format!(
+                "resuming: {skipped} (sample, block) units already done"
+            ));
         }
     }
 
@@ -300,7 +392,9 @@ impl run::Progress for JobBar {
 }
 
 fn parse_list<T: std::str::FromStr<Err = String>>(s: &str) -> Result<Vec<T>> {
-    s.split(',').map(|p| p.trim().parse::<T>().map_err(Error::Usage)).collect()
+    s.split(',')
+        .map(|p| p.trim().parse::<T>().map_err(Error::Usage))
+        .collect()
 }
 
 fn variants(s: &str) -> Result<Vec<SpectrumVariant>> {
@@ -308,21 +402,39 @@ fn variants(s: &str) -> Result<Vec<SpectrumVariant>> {
         "exact" => Ok(vec![SpectrumVariant::Exact]),
         "paper-compat" => Ok(vec![SpectrumVariant::PaperCompat]),
         "both" => Ok(vec![SpectrumVariant::Exact, SpectrumVariant::PaperCompat]),
-        other => Err(Error::Usage(format!("--spectrum {other:?}: expected exact, paper-compat or both"))),
+        other => Err(Error::Usage(format!(
+            "--spectrum {other:?}: expected exact, paper-compat or both"
+        ))),
     }
 }
 
 fn analyze(a: AnalyzeArgs) -> Result<()> {
-    rayon::ThreadPoolBuilder::new().num_threads(a.threads.max(1)).build_global().ok();
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads.max(1))
+        .build_global()
+        .ok();
     let loaded = load(&a.model, DType::F32)?;
     let net64 = load(&a.model, DType::F64)?.model;
     let net = &loaded.model;
     let kinds: Vec<JacobianKind> = parse_list(&a.jacobian)?;
     let variants = variants(&a.spectrum)?;
-    let shard = a.shard.as_deref().map(run::parse_shard).transpose().map_err(Error::Usage)?;
+    let shard = a
+        .shard
+        .as_deref()
+        .map(run::parse_shard)
+        .transpose()
+        .map_err(Error::Usage)?;
     let filter: BlockFilter = a.blocks.parse().map_err(Error::Usage)?;
     let dataset = match (&a.data, &a.input_npy) {
-        (Some(path), None) => Some(open_data(path, &a.format, &a.split, &a.normalize, a.channels, None, None)?),
+        (Some(path), None) => Some(open_data(
+            path,
+            &a.format,
+            &a.split,
+            &a.normalize,
+            a.channels,
+            None,
+            None,
+        )?),
         _ => None,
     };
     let (inputs, input_shape, data_path, class_names) = match (&dataset, &a.input_npy) {
@@ -335,7 +447,12 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
                 None => sampling::stratified(&labels, a.per_class, a.seed),
             };
             let indices = sampling::shard(&chosen, shard);
-            (Inputs::Data { data, indices }, shape, path, data.class_names().to_vec())
+            (
+                Inputs::Data { data, indices },
+                shape,
+                path,
+                data.class_names().to_vec(),
+            )
         }
         (None, Some(npy)) => {
             let t = read_input_npy(npy)?;
@@ -351,7 +468,11 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
         model_sha256: run::sha256_file(&a.model.model)?,
         arch: net.spec.name(),
         data_path: data_path.display().to_string(),
-        data_format: if dataset.is_some() { a.format.clone() } else { "npy-tensors".into() },
+        data_format: if dataset.is_some() {
+            a.format.clone()
+        } else {
+            "npy-tensors".into()
+        },
         normalize: a.normalize.clone(),
         input_shape,
         class_names: class_names.clone(),
@@ -364,9 +485,20 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
         tolerance: "1e-6 * max(1, rho)".into(),
         shard,
         created: now_rfc3339(),
-        extra: [("spectra".to_string(), serde_json::json!(variants))].into_iter().collect(),
+        extra: [("spectra".to_string(), serde_json::json!(variants))]
+            .into_iter()
+            .collect(),
     };
-    let job = Job { model: net, model64: &net64, manifest, blocks, kinds, variants, save_eigenvalues: a.save_eigenvalues, class_names };
+    let job = Job {
+        model: net,
+        model64: &net64,
+        manifest,
+        blocks,
+        kinds,
+        variants,
+        save_eigenvalues: a.save_eigenvalues,
+        class_names,
+    };
     if let (Some(data), false) = (&dataset, a.no_eval || shard.is_some_and(|s| s.index != 0)) {
         write_eval_once(&a.out, net, data)?;
     }
@@ -402,14 +534,29 @@ fn read_input_npy(path: &Path) -> Result<candle_core::Tensor> {
     let shape = match arr.shape[..] {
         [n, c, h, w] => [n, c, h, w],
         [c, h, w] => [1, c, h, w],
-        _ => return Err(Error::Usage(format!("{}: expected shape (N, C, H, W) or (C, H, W), found {:?}", path.display(), arr.shape))),
+        _ => {
+            return Err(Error::Usage(format!(
+                "{}: expected shape (N, C, H, W) or (C, H, W), found {:?}",
+                path.display(),
+                arr.shape
+            )))
+        }
     };
-    let values = arr.data.into_f32().map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
-    Ok(candle_core::Tensor::from_vec(values, &shape, &candle_core::Device::Cpu)?)
+    let values = arr
+        .data
+        .into_f32()
+        .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+    Ok(candle_core::Tensor::from_vec(
+        values,
+        &shape,
+        &candle_core::Device::Cpu,
+    )?)
 }
 
 fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;
@@ -421,7 +568,99 @@ fn now_rfc3339() -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The bundled default: a torchvision ResNet18 trained by this tool on
+/// Fashion-MNIST, and 100 test images per class (see assets/).
+const DEFAULT_MODEL: &str = "assets/fashion-mnist-resnet18/model.safetensors";
+const DEFAULT_DATA: &str = "assets/fashion-mnist-sample/t10k-images-idx3-ubyte.gz";
+
+fn demo(a: DemoArgs) -> Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = root.join(DEFAULT_MODEL);
+    let data = root.join(DEFAULT_DATA);
+    for path in [&model, &data] {
+        if !path.exists() {
+            return Err(Error::Usage(format!(
+                "{}: the bundled default is missing; is this a complete checkout?",
+                path.display()
+            )));
+        }
+    }
+    let records = a.out.join("records");
+    eprintln!(
+        "resnet-stiffness demo: {} on {}",
+        model.display(),
+        data.display()
+    );
+    eprintln!("step 1/3: evaluate; step 2/3: analyse {} images per class, every block, both Jacobian kinds, both spectra; step 3/3: report", a.per_class);
+    analyze(AnalyzeArgs {
+        model: ModelArgs { model, arch: None },
+        data: Some(data),
+        input_npy: None,
+        format: "auto".into(),
+        split: "test".into(),
+        normalize: "none".into(),
+        channels: None,
+        per_class: a.per_class,
+        samples: None,
+        seed: 0,
+        blocks: "all".into(),
+        jacobian: "block,residual".into(),
+        spectrum: "both".into(),
+        out: records.clone(),
+        // A second run continues (or, when finished, simply re-reports) the first.
+        resume: true,
+        shard: None,
+        threads: 2,
+        save_eigenvalues: true,
+        no_eval: false,
+        json: false,
+    })?;
+    let report_dir = a.out.join("report");
+    report(ReportArgs {
+        records: vec![records],
+        out: report_dir.clone(),
+        format: "md,html".into(),
+    })?;
+    println!("report: {}", report_dir.join("report.md").display());
+    Ok(())
+}
+
+fn bench(a: BenchArgs) -> Result<()> {
+    if a.eval {
+        for arch in ["resnet20", "resnet18"] {
+            let rate = resnet_stiffness::bench::eval_throughput(arch, 32, 4)?;
+            println!("eval {arch} 32x32: {rate:.0} images/s");
+        }
+    }
+    println!(
+        "{:<11} {:<9} {:>12} {:>6} {:>8} {:>7} {:>10} {:>10} {:>10}",
+        "block", "kind", "shape", "n", "active", "solved", "assembly_s", "reduced_s", "dense_s"
+    );
+    resnet_stiffness::bench::blocks(a.max_n, a.max_dense, &mut |t| {
+        let shape = format!("{}x{}x{}", t.shape[0], t.shape[1], t.shape[2]);
+        let dense = t.dense_s.map_or("-".to_string(), |d| format!("{d:.3}"));
+        println!(
+            "{:<11} {:<9} {:>12} {:>6} {:>8} {:>7} {:>10.3} {:>10.3} {:>10}",
+            t.block,
+            t.kind,
+            shape,
+            t.n,
+            t.n_active,
+            t.solved_size,
+            t.assembly_s,
+            t.reduced_s,
+            dense
+        );
+    })?;
+    Ok(())
 }
 
 fn merge(a: MergeArgs) -> Result<()> {
@@ -439,16 +678,35 @@ fn merge(a: MergeArgs) -> Result<()> {
     }
     let mut seen = std::collections::BTreeSet::new();
     records.retain(|r| seen.insert(r.key()));
-    records.sort_by(|x, y| (x.sample, x.block_index, x.kind, x.spectrum).cmp(&(y.sample, y.block_index, y.kind, y.spectrum)));
+    records.sort_by(|x, y| {
+        (x.sample, x.block_index, x.kind, x.spectrum).cmp(&(
+            y.sample,
+            y.block_index,
+            y.kind,
+            y.spectrum,
+        ))
+    });
     std::fs::create_dir_all(&a.out).map_err(|e| Error::io("cannot create", &a.out, e))?;
     let mut manifest = manifests[0].clone();
     manifest.shard = None;
-    run::write_json(&a.out.join(stiffness_report::record::MANIFEST_JSON), &manifest)?;
+    run::write_json(
+        &a.out.join(stiffness_report::record::MANIFEST_JSON),
+        &manifest,
+    )?;
     stiffness_report::record::write_records(&a.out, &records)?;
-    if let Some(eval) = a.shards.iter().find_map(|d| stiffness_report::record::read_eval(d).ok().flatten()) {
+    if let Some(eval) = a
+        .shards
+        .iter()
+        .find_map(|d| stiffness_report::record::read_eval(d).ok().flatten())
+    {
         run::write_eval(&a.out, &eval)?;
     }
-    eprintln!("merged {} records from {} shards into {}", records.len(), a.shards.len(), a.out.display());
+    eprintln!(
+        "merged {} records from {} shards into {}",
+        records.len(),
+        a.shards.len(),
+        a.out.display()
+    );
     Ok(())
 }
 
@@ -459,10 +717,15 @@ fn report(a: ReportArgs) -> Result<()> {
         .map(|f| match f.trim() {
             "md" => Ok(stiffness_report::Format::Markdown),
             "html" => Ok(stiffness_report::Format::Html),
-            other => Err(Error::Usage(format!("--format {other:?}: expected md and/or html"))),
+            other => Err(Error::Usage(format!(
+                "--format {other:?}: expected md and/or html"
+            ))),
         })
         .collect::<Result<Vec<_>>>()?;
-    let options = stiffness_report::ReportOptions { formats, ..Default::default() };
+    let options = stiffness_report::ReportOptions {
+        formats,
+        ..Default::default()
+    };
     let summary = stiffness_report::write_report(&a.records, &a.out, &options)?;
     eprintln!(
         "report: {} records, {} models, {} tests ({} significant at q < 0.05) -> {}",

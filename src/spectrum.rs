@@ -34,7 +34,10 @@ pub struct Reduction {
 
 /// The exact spectrum of a square block's Jacobian of `kind`, by the cheapest
 /// exact reduction.
-pub fn exact_spectrum(lin: &Linearization<'_>, kind: JacobianKind) -> Result<(Spectrum, Reduction)> {
+pub fn exact_spectrum(
+    lin: &Linearization<'_>,
+    kind: JacobianKind,
+) -> Result<(Spectrum, Reduction)> {
     if !lin.is_square() {
         return Err(Error::Usage(format!(
             "block {} is not square ({:?} -> {:?}): it has singular values, not eigenvalues",
@@ -48,7 +51,14 @@ pub fn exact_spectrum(lin: &Linearization<'_>, kind: JacobianKind) -> Result<(Sp
         JacobianKind::Residual => {
             let k = reduced_matrix(lin, cut, false)?;
             let spectrum = solve(&k, 0.0, vec![(zero(), n - m)])?;
-            Ok((spectrum, Reduction { n, n_active: m, solved_size: m }))
+            Ok((
+                spectrum,
+                Reduction {
+                    n,
+                    n_active: m,
+                    solved_size: m,
+                },
+            ))
         }
         JacobianKind::Block => {
             let act = lin.active_outputs()?;
@@ -66,7 +76,14 @@ pub fn exact_spectrum(lin: &Linearization<'_>, kind: JacobianKind) -> Result<(Sp
                 solve(&k, 1.0, vec![(zero(), n - a), (one, a - m)])?
             };
             let solved_size = spectrum.solved_size();
-            Ok((spectrum, Reduction { n, n_active: a, solved_size }))
+            Ok((
+                spectrum,
+                Reduction {
+                    n,
+                    n_active: a,
+                    solved_size,
+                },
+            ))
         }
     }
 }
@@ -89,7 +106,11 @@ fn narrowest(inner: &[Vec<usize>]) -> (usize, usize) {
 }
 
 /// V D U restricted to the active units of inner layer `cut`, dense f64.
-fn reduced_matrix(lin: &Linearization<'_>, cut: usize, through_output_mask: bool) -> Result<faer::Mat<f64>> {
+fn reduced_matrix(
+    lin: &Linearization<'_>,
+    cut: usize,
+    through_output_mask: bool,
+) -> Result<faer::Mat<f64>> {
     let (k, act) = lin.cyclic_map(cut, through_output_mask)?;
     Ok(k.dense_submatrix(&act, &act))
 }

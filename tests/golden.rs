@@ -42,7 +42,9 @@ fn goldens(shared: &Path) -> Vec<Golden> {
 }
 
 fn load(path: &Path, dtype: DType) -> ResNet {
-    model::load(path, None, dtype).unwrap_or_else(|e| panic!("{e}")).model
+    model::load(path, None, dtype)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .model
 }
 
 #[test]
@@ -61,14 +63,28 @@ fn logits_and_block_outputs_match_pytorch() {
                 .unwrap();
             let want = npy_tensor(&golden.dir.join(logits), DType::F32);
             let err = max_rel(&ours, &want);
-            assert!(err <= 1e-4, "{}: logits rel err {err}", golden.dir.display());
+            assert!(
+                err <= 1e-4,
+                "{}: logits rel err {err}",
+                golden.dir.display()
+            );
             for (i, block) in net.blocks.iter().enumerate() {
                 let base = golden.dir.join(blocks).join(&block.name);
                 let gin = npy_tensor(&with_ext(&base, "in.npy"), DType::F32);
                 let gout = npy_tensor(&with_ext(&base, "out.npy"), DType::F32);
-                assert!(max_rel(&inputs[i], &gin) <= 1e-4, "{} input of {}", golden.dir.display(), block.name);
+                assert!(
+                    max_rel(&inputs[i], &gin) <= 1e-4,
+                    "{} input of {}",
+                    golden.dir.display(),
+                    block.name
+                );
                 let err = max_rel(&block.forward(&gin).unwrap(), &gout);
-                assert!(err <= 1e-4, "{} block {}: rel err {err}", golden.dir.display(), block.name);
+                assert!(
+                    err <= 1e-4,
+                    "{} block {}: rel err {err}",
+                    golden.dir.display(),
+                    block.name
+                );
             }
         }
     }
@@ -89,11 +105,19 @@ fn jvp_probes_match_pytorch_in_float64() {
                 let x = npy_tensor(&with_ext(&base, "in.npy"), DType::F64);
                 let p = npy_tensor(&with_ext(&base, "p.npy"), DType::F64);
                 let trace = block.trace(&x).unwrap();
-                for (kind, file) in [(JacobianKind::Block, "jvp.npy"), (JacobianKind::Residual, "F.jvp.npy")] {
+                for (kind, file) in [
+                    (JacobianKind::Block, "jvp.npy"),
+                    (JacobianKind::Residual, "F.jvp.npy"),
+                ] {
                     let ours = block.jvp(&trace, kind, &p).unwrap();
                     let want = npy_tensor(&with_ext(&base, file), DType::F64);
                     let err = max_rel(&ours, &want);
-                    assert!(err <= 1e-9, "{} {} {file}: rel err {err}", golden.dir.display(), block.name);
+                    assert!(
+                        err <= 1e-9,
+                        "{} {} {file}: rel err {err}",
+                        golden.dir.display(),
+                        block.name
+                    );
                 }
             }
         }
@@ -112,16 +136,27 @@ fn vjp_probes_match_candle_reverse_mode_and_pytorch() {
                 let p = npy_tensor(&with_ext(&base, "p.npy"), DType::F64);
                 let q = npy_tensor(&with_ext(&base, "q.npy"), DType::F64);
                 let trace = block.trace(&x).unwrap();
-                for (kind, file) in [(JacobianKind::Block, "vjp.npy"), (JacobianKind::Residual, "F.vjp.npy")] {
+                for (kind, file) in [
+                    (JacobianKind::Block, "vjp.npy"),
+                    (JacobianKind::Residual, "F.vjp.npy"),
+                ] {
                     let vjp = reverse_mode(block, kind, &x, &q);
                     let want = npy_tensor(&with_ext(&base, file), DType::F64);
                     let err = max_rel(&vjp, &want);
-                    assert!(err <= 1e-9, "{} {} {file}: rel err {err}", golden.dir.display(), block.name);
+                    assert!(
+                        err <= 1e-9,
+                        "{} {} {file}: rel err {err}",
+                        golden.dir.display(),
+                        block.name
+                    );
                     // Dot-product test: <q, J p> = <J^T q, p>.
                     let jp = block.jvp(&trace, kind, &p).unwrap();
                     let lhs = dot(&q, &jp);
                     let rhs = dot(&vjp, &p);
-                    assert!((lhs - rhs).abs() <= 1e-10 * lhs.abs().max(1.0), "{lhs} vs {rhs}");
+                    assert!(
+                        (lhs - rhs).abs() <= 1e-10 * lhs.abs().max(1.0),
+                        "{lhs} vs {rhs}"
+                    );
                 }
             }
         }
@@ -129,7 +164,12 @@ fn vjp_probes_match_candle_reverse_mode_and_pytorch() {
 }
 
 /// J^T q by candle's reverse mode through the block's forward pass.
-fn reverse_mode(block: &model::ResidualBlock, kind: JacobianKind, x: &Tensor, q: &Tensor) -> Tensor {
+fn reverse_mode(
+    block: &model::ResidualBlock,
+    kind: JacobianKind,
+    x: &Tensor,
+    q: &Tensor,
+) -> Tensor {
     let var = candle_core::Var::from_tensor(x).unwrap();
     let out = match kind {
         JacobianKind::Block => block.forward(var.as_tensor()).unwrap(),
@@ -141,5 +181,10 @@ fn reverse_mode(block: &model::ResidualBlock, kind: JacobianKind, x: &Tensor, q:
 }
 
 fn dot(a: &Tensor, b: &Tensor) -> f64 {
-    (a * b).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap()
+    (a * b)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
 }

@@ -21,7 +21,10 @@ use stiffness_spectrum::{paper_compatible, EigenMetrics};
 
 fn close(ours: f64, want: f64, what: &str) {
     let rel = (ours - want).abs() / want.abs().max(1e-300);
-    assert!(rel <= 1e-6, "{what}: ours {ours}, reference {want}, rel {rel:e}");
+    assert!(
+        rel <= 1e-6,
+        "{what}: ours {ours}, reference {want}, rel {rel:e}"
+    );
 }
 
 fn sorted_real_parts(path: &Path) -> Vec<f64> {
@@ -38,7 +41,8 @@ fn resnet20_block_spectra_match_pytorch() {
     let path = shared.join("models/cifar10-resnet-akamaster/resnet20-12fca82f.th");
     let net32 = model::load(&path, None, DType::F32).unwrap().model;
     let net64 = model::load(&path, None, DType::F64).unwrap().model;
-    let metrics: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap();
+    let metrics: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap();
     for name in ["layer3.2", "layer2.2"] {
         let i = net32.blocks.iter().position(|b| b.name == name).unwrap();
         let x = npy_tensor(&dir.join(format!("blocks/{name}.in.npy")), DType::F32);
@@ -52,33 +56,79 @@ fn resnet20_block_spectra_match_pytorch() {
             let m = EigenMetrics::from_spectrum(&spectrum, kind);
             let what = format!("{name} {kind:?}");
             assert_eq!(m.n, want["n"].as_u64().unwrap() as usize, "{what} n");
-            close(m.max_re, want["max_re"].as_f64().unwrap(), &format!("{what} max_re"));
-            close(m.min_re, want["min_re"].as_f64().unwrap(), &format!("{what} min_re"));
-            close(m.spectral_radius, want["spectral_radius"].as_f64().unwrap(), &format!("{what} rho"));
+            close(
+                m.max_re,
+                want["max_re"].as_f64().unwrap(),
+                &format!("{what} max_re"),
+            );
+            close(
+                m.min_re,
+                want["min_re"].as_f64().unwrap(),
+                &format!("{what} min_re"),
+            );
+            close(
+                m.spectral_radius,
+                want["spectral_radius"].as_f64().unwrap(),
+                &format!("{what} rho"),
+            );
             let n = m.n as f64;
-            assert_eq!((m.neg_share * n).round() as u64, want["n_re_negative_tol1e-6"].as_u64().unwrap(), "{what} neg");
+            assert_eq!(
+                (m.neg_share * n).round() as u64,
+                want["n_re_negative_tol1e-6"].as_u64().unwrap(),
+                "{what} neg"
+            );
             match kind {
                 JacobianKind::Block => {
-                    close(m.stiffness_index, want["stiffness_index_signed"].as_f64().unwrap(), &format!("{what} SI"));
-                    assert_eq!(m.n_zero as u64, want["n_zero_rows"].as_u64().unwrap(), "{what} n_zero");
-                    assert_eq!(info.n_active as u64, m.n as u64 - want["n_zero_rows"].as_u64().unwrap());
+                    close(
+                        m.stiffness_index,
+                        want["stiffness_index_signed"].as_f64().unwrap(),
+                        &format!("{what} SI"),
+                    );
+                    assert_eq!(
+                        m.n_zero as u64,
+                        want["n_zero_rows"].as_u64().unwrap(),
+                        "{what} n_zero"
+                    );
+                    assert_eq!(
+                        info.n_active as u64,
+                        m.n as u64 - want["n_zero_rows"].as_u64().unwrap()
+                    );
                 }
                 JacobianKind::Residual => {
                     let share = m.euler_unstable_share.unwrap();
-                    assert_eq!((share * n).round() as u64, want["n_outside_euler_disk_tol1e-6"].as_u64().unwrap(), "{what} euler");
+                    assert_eq!(
+                        (share * n).round() as u64,
+                        want["n_outside_euler_disk_tol1e-6"].as_u64().unwrap(),
+                        "{what} euler"
+                    );
                     let inactive = want["n_inner_relu_inactive"][0].as_u64().unwrap();
-                    assert_eq!(m.n_zero as u64, inactive, "{what}: exact zeros = inactive inner units");
+                    assert_eq!(
+                        m.n_zero as u64, inactive,
+                        "{what}: exact zeros = inactive inner units"
+                    );
                 }
             }
-            assert!(info.solved_size < info.n / 2, "{what}: reduction solved {} of {}", info.solved_size, info.n);
+            assert!(
+                info.solved_size < info.n / 2,
+                "{what}: reduction solved {} of {}",
+                info.solved_size,
+                info.n
+            );
             let ours: Vec<f64> = {
                 let mut re: Vec<f64> = spectrum.iter().map(|z| z.re).collect();
                 re.sort_by(f64::total_cmp);
                 re
             };
             let reference = sorted_real_parts(&dir.join(format!("blocks/{name}.{file}")));
-            let worst = ours.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-            assert!(worst <= 1e-5, "{what}: sorted real parts differ by {worst:e}");
+            let worst = ours
+                .iter()
+                .zip(&reference)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(
+                worst <= 1e-5,
+                "{what}: sorted real parts differ by {worst:e}"
+            );
         }
     }
 }
@@ -90,18 +140,42 @@ fn resnet20_paper_compatible_spectrum_matches_pytorch() {
     let path = shared.join("models/cifar10-resnet-akamaster/resnet20-12fca82f.th");
     let net32 = model::load(&path, None, DType::F32).unwrap().model;
     let net64 = model::load(&path, None, DType::F64).unwrap().model;
-    let metrics: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap();
+    let metrics: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap();
     let want = &metrics["blocks"]["layer3.2"]["paper_compatible"];
-    let i = net32.blocks.iter().position(|b| b.name == "layer3.2").unwrap();
+    let i = net32
+        .blocks
+        .iter()
+        .position(|b| b.name == "layer3.2")
+        .unwrap();
     let x = npy_tensor(&dir.join("blocks/layer3.2.in.npy"), DType::F32);
     let lin = Linearization::new(&net32.blocks[i], &net64.blocks[i], &x).unwrap();
-    let j = lin.jacobian(JacobianKind::Block, None).unwrap().to_dense_row_major();
+    let j = lin
+        .jacobian(JacobianKind::Block, None)
+        .unwrap()
+        .to_dense_row_major();
     let s = paper_compatible(&j, lin.out_shape, lin.in_shape).unwrap();
     assert_eq!(s.count as u64, want["count"].as_u64().unwrap());
     close(s.max_re, want["max_re"].as_f64().unwrap(), "paper max_re");
     close(s.min_re, want["min_re"].as_f64().unwrap(), "paper min_re");
-    close(s.max_re_over_min_re, want["max_re_over_min_re"].as_f64().unwrap(), "paper ratio");
-    assert_eq!(s.n_re_negative as u64, want["n_re_negative"].as_u64().unwrap(), "paper negatives");
-    assert_eq!(s.n_re_exact_zero as u64, want["n_re_exact_zero"].as_u64().unwrap(), "paper exact zeros");
-    close(s.frac_re_negative, want["frac_re_negative"].as_f64().unwrap(), "paper frac");
+    close(
+        s.max_re_over_min_re,
+        want["max_re_over_min_re"].as_f64().unwrap(),
+        "paper ratio",
+    );
+    assert_eq!(
+        s.n_re_negative as u64,
+        want["n_re_negative"].as_u64().unwrap(),
+        "paper negatives"
+    );
+    assert_eq!(
+        s.n_re_exact_zero as u64,
+        want["n_re_exact_zero"].as_u64().unwrap(),
+        "paper exact zeros"
+    );
+    close(
+        s.frac_re_negative,
+        want["frac_re_negative"].as_f64().unwrap(),
+        "paper frac",
+    );
 }

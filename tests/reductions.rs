@@ -5,11 +5,9 @@
 //!   (multiset distance <= 1e-8 * max(1, rho)), for BasicBlocks and Bottlenecks,
 //!   with random masks and with all units off and all on.
 
-mod common;
-
 use candle_core::{Device, Tensor};
-use common::random::{basic, bottleneck, projection, Masks, Rng};
 use resnet_stiffness::linearize::Linearization;
+use resnet_stiffness::model::random::{basic, bottleneck, projection, Masks, Rng};
 use resnet_stiffness::model::{JacobianKind, ResidualBlock, Shortcut};
 use resnet_stiffness::spectrum::{dense_spectrum, exact_spectrum};
 use stiffness_spectrum::multiset_distance;
@@ -24,20 +22,37 @@ fn blocks(rng: &mut Rng, masks: Masks) -> Vec<(ResidualBlock, [usize; 3])> {
     let proj_bottleneck = projection(rng, 8, 4, 2);
     vec![
         (basic(rng, 3, 3, 1, Shortcut::Identity, masks), [3, 6, 6]),
-        (basic(rng, 2, 4, 2, Shortcut::OptionA { pad: 1 }, masks), [2, 6, 6]),
+        (
+            basic(rng, 2, 4, 2, Shortcut::OptionA { pad: 1 }, masks),
+            [2, 6, 6],
+        ),
         (basic(rng, 2, 3, 2, proj_basic, masks), [2, 7, 7]),
-        (bottleneck(rng, 8, 2, 1, Shortcut::Identity, masks), [8, 4, 4]),
+        (
+            bottleneck(rng, 8, 2, 1, Shortcut::Identity, masks),
+            [8, 4, 4],
+        ),
         (bottleneck(rng, 4, 2, 2, proj_bottleneck, masks), [4, 5, 5]),
     ]
 }
 
-fn column_by_jvp(block: &ResidualBlock, lin: &Linearization<'_>, kind: JacobianKind, col: usize) -> Vec<f64> {
+fn column_by_jvp(
+    block: &ResidualBlock,
+    lin: &Linearization<'_>,
+    kind: JacobianKind,
+    col: usize,
+) -> Vec<f64> {
     let n = lin.n();
     let mut e = vec![0.0; n];
     e[col] = 1.0;
     let [c, h, w] = lin.in_shape;
     let t = Tensor::from_vec(e, (1, c, h, w), &Device::Cpu).unwrap();
-    block.jvp(&lin.trace, kind, &t).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap()
+    block
+        .jvp(&lin.trace, kind, &t)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap()
 }
 
 fn forward_flat(block: &ResidualBlock, kind: JacobianKind, x: &Tensor) -> Vec<f64> {
@@ -72,9 +87,17 @@ fn coloured_jacobian_equals_unit_jvps_and_finite_differences() {
                 let fm = forward_flat(&block, kind, &to_t(minus));
                 for row in 0..jac.n_rows() {
                     let got = dense[(row, col)];
-                    assert!((got - want[row]).abs() <= 1e-12, "{} {kind:?} J[{row},{col}]", block.name);
+                    assert!(
+                        (got - want[row]).abs() <= 1e-12,
+                        "{} {kind:?} J[{row},{col}]",
+                        block.name
+                    );
                     let fd = (fp[row] - fm[row]) / (2.0 * h);
-                    assert!((got - fd).abs() <= 1e-6 * (1.0 + got.abs()), "{} {kind:?} FD J[{row},{col}]: {got} vs {fd}", block.name);
+                    assert!(
+                        (got - fd).abs() <= 1e-6 * (1.0 + got.abs()),
+                        "{} {kind:?} FD J[{row},{col}]: {got} vs {fd}",
+                        block.name
+                    );
                 }
             }
         }

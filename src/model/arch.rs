@@ -73,8 +73,16 @@ pub struct ArchSpec {
 
 /// Names accepted by `--arch`.
 pub const PRESETS: &[&str] = &[
-    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnet20", "resnet32",
-    "resnet44", "resnet56", "resnet110",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnet20",
+    "resnet32",
+    "resnet44",
+    "resnet56",
+    "resnet110",
 ];
 
 impl ArchSpec {
@@ -85,8 +93,16 @@ impl ArchSpec {
             "resnet18" => (Family::Torchvision, BlockType::Basic, vec![2, 2, 2, 2]),
             "resnet34" => (Family::Torchvision, BlockType::Basic, vec![3, 4, 6, 3]),
             "resnet50" => (Family::Torchvision, BlockType::Bottleneck, vec![3, 4, 6, 3]),
-            "resnet101" => (Family::Torchvision, BlockType::Bottleneck, vec![3, 4, 23, 3]),
-            "resnet152" => (Family::Torchvision, BlockType::Bottleneck, vec![3, 8, 36, 3]),
+            "resnet101" => (
+                Family::Torchvision,
+                BlockType::Bottleneck,
+                vec![3, 4, 23, 3],
+            ),
+            "resnet152" => (
+                Family::Torchvision,
+                BlockType::Bottleneck,
+                vec![3, 8, 36, 3],
+            ),
             other => {
                 let depth: usize = other
                     .strip_prefix("resnet")
@@ -151,7 +167,9 @@ impl ArchSpec {
     pub fn blocks(&self) -> Vec<BlockSpec> {
         let mut in_channels = self.stem_width;
         let mut out = Vec::new();
-        for (stage, (&count, &planes)) in self.stage_blocks.iter().zip(&self.stage_planes).enumerate() {
+        for (stage, (&count, &planes)) in
+            self.stage_blocks.iter().zip(&self.stage_planes).enumerate()
+        {
             for i in 0..count {
                 let stride = if stage > 0 && i == 0 { 2 } else { 1 };
                 let out_channels = planes * self.block.expansion();
@@ -173,7 +191,10 @@ impl ArchSpec {
     pub fn expected_tensors(&self) -> Vec<(String, Vec<usize>)> {
         let mut out = Vec::new();
         let k = self.stem_kernel();
-        out.push(("conv1.weight".into(), vec![self.stem_width, self.in_channels, k, k]));
+        out.push((
+            "conv1.weight".into(),
+            vec![self.stem_width, self.in_channels, k, k],
+        ));
         push_bn(&mut out, "bn1", self.stem_width);
         for b in self.blocks() {
             for (conv, shape) in b.conv_shapes(self.block) {
@@ -191,7 +212,10 @@ impl ArchSpec {
             }
         }
         let head = self.head_name();
-        out.push((format!("{head}.weight"), vec![self.num_classes, self.feature_width()]));
+        out.push((
+            format!("{head}.weight"),
+            vec![self.num_classes, self.feature_width()],
+        ));
         out.push((format!("{head}.bias"), vec![self.num_classes]));
         out
     }
@@ -261,9 +285,16 @@ pub fn infer(shapes: &BTreeMap<String, Vec<usize>>, source: &str) -> Result<Arch
 
 /// Check a state dict against a given architecture; the error lists missing,
 /// unexpected and mis-shaped tensors.
-pub fn validate(spec: &ArchSpec, shapes: &BTreeMap<String, Vec<usize>>, source: &str) -> Result<()> {
+pub fn validate(
+    spec: &ArchSpec,
+    shapes: &BTreeMap<String, Vec<usize>>,
+    source: &str,
+) -> Result<()> {
     let expected: BTreeMap<String, Vec<usize>> = spec.expected_tensors().into_iter().collect();
-    let missing: Vec<&String> = expected.keys().filter(|k| !shapes.contains_key(*k)).collect();
+    let missing: Vec<&String> = expected
+        .keys()
+        .filter(|k| !shapes.contains_key(*k))
+        .collect();
     let unexpected: Vec<&String> = shapes
         .keys()
         .filter(|k| !expected.contains_key(*k) && !k.ends_with("num_batches_tracked"))
@@ -300,12 +331,18 @@ pub fn validate(spec: &ArchSpec, shapes: &BTreeMap<String, Vec<usize>>, source: 
 fn guess(shapes: &BTreeMap<String, Vec<usize>>) -> std::result::Result<ArchSpec, String> {
     let stem = shapes.get("conv1.weight").ok_or("no conv1.weight")?;
     let [stem_width, in_channels, k, _] = stem[..] else {
-        return Err(format!("conv1.weight has shape {stem:?}, expected 4 dimensions"));
+        return Err(format!(
+            "conv1.weight has shape {stem:?}, expected 4 dimensions"
+        ));
     };
     let family = match k {
         7 => Family::Torchvision,
         3 => Family::Cifar,
-        _ => return Err(format!("conv1 kernel {k}x{k} is neither 7x7 (torchvision) nor 3x3 (CIFAR)")),
+        _ => {
+            return Err(format!(
+                "conv1 kernel {k}x{k} is neither 7x7 (torchvision) nor 3x3 (CIFAR)"
+            ))
+        }
     };
     let block = if shapes.contains_key("layer1.0.conv3.weight") {
         BlockType::Bottleneck
@@ -397,7 +434,10 @@ mod tests {
         let err = validate(&spec, &shapes, "x.th").unwrap_err().to_string();
         assert!(err.contains("missing: layer2.1.bn1.weight"), "{err}");
         assert!(err.contains("unexpected: extra.weight"), "{err}");
-        assert!(err.contains("layer1.0.conv1.weight: expected [16, 16, 3, 3], found [16, 16, 5, 5]"), "{err}");
+        assert!(
+            err.contains("layer1.0.conv1.weight: expected [16, 16, 3, 3], found [16, 16, 5, 5]"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -405,6 +445,9 @@ mod tests {
         let mut shapes = BTreeMap::new();
         shapes.insert("encoder.weight".to_string(), vec![3, 3]);
         let err = infer(&shapes, "bert.pt").unwrap_err().to_string();
-        assert!(err.contains("bert.pt") && err.contains("no conv1.weight"), "{err}");
+        assert!(
+            err.contains("bert.pt") && err.contains("no conv1.weight"),
+            "{err}"
+        );
     }
 }

@@ -21,9 +21,14 @@ pub enum Shortcut {
     Identity,
     /// He et al. (2016) option A: `x[:, :, ::2, ::2]` zero-padded with `pad`
     /// channels before and after. Linear, no parameters.
-    OptionA { pad: usize },
+    OptionA {
+        pad: usize,
+    },
     /// torchvision `downsample`: `bn(conv1x1 with the block's stride (x))`.
-    Projection { conv: Conv2d, norm: BatchNorm },
+    Projection {
+        conv: Conv2d,
+        norm: BatchNorm,
+    },
 }
 
 impl Shortcut {
@@ -131,7 +136,11 @@ impl ResidualBlock {
 
     /// Output shape (C, H, W) for input shape (C, H, W).
     pub fn out_shape(&self, input: [usize; 3]) -> [usize; 3] {
-        let channels = *self.branch.channels_after(input[0]).last().unwrap_or(&input[0]);
+        let channels = *self
+            .branch
+            .channels_after(input[0])
+            .last()
+            .unwrap_or(&input[0]);
         let h = *self.branch.lens_after(input[1]).last().unwrap_or(&input[1]);
         let w = *self.branch.lens_after(input[2]).last().unwrap_or(&input[2]);
         [channels, h, w]
@@ -145,7 +154,9 @@ impl ResidualBlock {
             let reach = (0..input[axis])
                 .map(|h| {
                     let iv = Interval::point(h);
-                    let f = self.branch.footprint_range(0..self.branch.layers.len(), &lens, iv);
+                    let f = self
+                        .branch
+                        .footprint_range(0..self.branch.layers.len(), &lens, iv);
                     match kind {
                         JacobianKind::Residual => f,
                         JacobianKind::Block => f.hull(self.shortcut.footprint(iv, out_len)),

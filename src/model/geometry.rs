@@ -54,7 +54,8 @@ impl Interval {
             return self;
         }
         let (k, s, p) = (k as i64, s as i64, p as i64);
-        let lo = (self.lo + p - k + 1).div_euclid(s) + i64::from((self.lo + p - k + 1).rem_euclid(s) != 0);
+        let lo = (self.lo + p - k + 1).div_euclid(s)
+            + i64::from((self.lo + p - k + 1).rem_euclid(s) != 0);
         let hi = (self.hi + p).div_euclid(s);
         Self {
             lo: lo.max(0),

@@ -161,11 +161,13 @@ pub fn relu_mask(x: &Tensor) -> Result<Tensor> {
 impl Branch {
     /// F(x) without recording anything.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.layers.iter().try_fold(x.clone(), |h, layer| match layer {
-            Layer::Conv(c) => c.forward(&h),
-            Layer::Norm(n) => n.forward(&h),
-            Layer::Relu => Ok(h.relu()?),
-        })
+        self.layers
+            .iter()
+            .try_fold(x.clone(), |h, layer| match layer {
+                Layer::Conv(c) => c.forward(&h),
+                Layer::Norm(n) => n.forward(&h),
+                Layer::Relu => Ok(h.relu()?),
+            })
     }
 
     /// F(x) and the ReLU masks at x (batch size 1).

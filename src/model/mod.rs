@@ -4,6 +4,7 @@ pub mod arch;
 pub mod block;
 pub mod geometry;
 pub mod layers;
+pub mod random;
 
 use std::collections::BTreeMap;
 
@@ -28,17 +29,22 @@ impl WeightSource for BTreeMap<String, (Vec<usize>, Vec<f32>)> {
     }
 
     fn shapes(&self) -> BTreeMap<String, Vec<usize>> {
-        self.iter().map(|(k, (s, _))| (k.clone(), s.clone())).collect()
+        self.iter()
+            .map(|(k, (s, _))| (k.clone(), s.clone()))
+            .collect()
     }
 }
 
 impl WeightSource for stiffness_checkpoint::StateDict {
     fn tensor(&self, name: &str) -> Option<(&[usize], &[f32])> {
-        self.get(name).map(|t| (t.shape.as_slice(), t.values.as_slice()))
+        self.get(name)
+            .map(|t| (t.shape.as_slice(), t.values.as_slice()))
     }
 
     fn shapes(&self) -> BTreeMap<String, Vec<usize>> {
-        self.iter().map(|(k, t)| (k.to_string(), t.shape.clone())).collect()
+        self.iter()
+            .map(|(k, t)| (k.to_string(), t.shape.clone()))
+            .collect()
     }
 }
 
@@ -64,8 +70,18 @@ impl Stem {
 
     fn out_shape(&self, input: [usize; 3]) -> [usize; 3] {
         let conv = |len| self.conv.out_len(len);
-        let pool = |len: usize| if self.max_pool { (len + 2 - 3) / 2 + 1 } else { len };
-        [self.conv.out_channels(), pool(conv(input[1])), pool(conv(input[2]))]
+        let pool = |len: usize| {
+            if self.max_pool {
+                (len + 2 - 3) / 2 + 1
+            } else {
+                len
+            }
+        };
+        [
+            self.conv.out_channels(),
+            pool(conv(input[1])),
+            pool(conv(input[2])),
+        ]
     }
 }
 
@@ -103,7 +119,11 @@ impl ResNet {
             Some(name) => {
                 let inferred_io = shapes
                     .get("conv1.weight")
-                    .zip(shapes.get("fc.weight").or_else(|| shapes.get("linear.weight")))
+                    .zip(
+                        shapes
+                            .get("fc.weight")
+                            .or_else(|| shapes.get("linear.weight")),
+                    )
                     .map(|(c, h)| (c.get(1).copied().unwrap_or(3), h[0]))
                     .unwrap_or((3, 10));
                 let spec = ArchSpec::preset(name, inferred_io.0, inferred_io.1)?;
@@ -186,7 +206,14 @@ struct Builder<'a> {
 impl Builder<'_> {
     fn build(&self, spec: ArchSpec) -> Result<ResNet> {
         let stem = Stem {
-            conv: self.conv("conv1", if spec.family == Family::Torchvision { 2 } else { 1 })?,
+            conv: self.conv(
+                "conv1",
+                if spec.family == Family::Torchvision {
+                    2
+                } else {
+                    1
+                },
+            )?,
             norm: self.norm("bn1")?,
             max_pool: spec.family == Family::Torchvision,
         };
@@ -220,7 +247,9 @@ impl Builder<'_> {
             if i > 0 {
                 layers.push(Layer::Relu);
             }
-            layers.push(Layer::Conv(self.conv(&format!("{}.conv{index}", b.name), stride)?));
+            layers.push(Layer::Conv(
+                self.conv(&format!("{}.conv{index}", b.name), stride)?,
+            ));
             layers.push(Layer::Norm(self.norm(&format!("{}.bn{index}", b.name))?));
         }
         let out_channels = b.planes * spec.block.expansion();
@@ -282,7 +311,9 @@ impl Builder<'_> {
 
 /// Option A needs out = in + 2 * pad channels and stride 2.
 fn option_a(b: &arch::BlockSpec, out_channels: usize) -> Result<Shortcut> {
-    let grow = out_channels.checked_sub(b.in_channels).filter(|g| g % 2 == 0);
+    let grow = out_channels
+        .checked_sub(b.in_channels)
+        .filter(|g| g % 2 == 0);
     match grow {
         Some(g) if b.stride == 2 => Ok(Shortcut::OptionA { pad: g / 2 }),
         _ => Err(Error::Model(format!(

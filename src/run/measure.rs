@@ -16,8 +16,8 @@ use std::time::Instant;
 use num_complex::Complex64;
 use stiffness_report::record::{Record, SpectrumVariant};
 use stiffness_spectrum::{
-    paper_compatible, sigma_max_lanczos, soderlind, sym_part_extremes_dense, sym_part_extremes_lanczos,
-    EigenMetrics, LanczosOptions, SingularSummary, Spectrum,
+    paper_compatible, sigma_max_lanczos, soderlind, sym_part_extremes_dense,
+    sym_part_extremes_lanczos, EigenMetrics, LanczosOptions, SingularSummary, Spectrum,
 };
 
 use crate::error::Result;
@@ -79,7 +79,11 @@ impl Measurement {
 }
 
 /// Measure one (block, kind, variant).
-pub fn measure(lin: &Linearization<'_>, kind: JacobianKind, variant: SpectrumVariant) -> Result<Measurement> {
+pub fn measure(
+    lin: &Linearization<'_>,
+    kind: JacobianKind,
+    variant: SpectrumVariant,
+) -> Result<Measurement> {
     let start = Instant::now();
     let mut m = match variant {
         SpectrumVariant::PaperCompat => paper(lin, kind)?,
@@ -147,8 +151,9 @@ fn singular(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Measurement> 
     let summary = if rank_bound < rows.min(cols) {
         let matvec = |x: &[f64], y: &mut [f64]| jac.matvec(x, y);
         let rmatvec = |y: &[f64], x: &mut [f64]| jac.rmatvec(y, x);
-        let sigma_max = sigma_max_lanczos(rows, cols, &matvec, &rmatvec, &LanczosOptions::default())
-            .or_else(|_| dense_summary(&jac, Some(rank_bound)).map(|s| s.sigma_max))?;
+        let sigma_max =
+            sigma_max_lanczos(rows, cols, &matvec, &rmatvec, &LanczosOptions::default())
+                .or_else(|_| dense_summary(&jac, Some(rank_bound)).map(|s| s.sigma_max))?;
         SingularSummary {
             sigma_max,
             sigma_min: 0.0,
@@ -171,7 +176,10 @@ fn singular(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Measurement> 
 fn dense_summary(jac: &FootprintJacobian, rank_bound: Option<usize>) -> Result<SingularSummary> {
     let rows: Vec<usize> = (0..jac.n_rows()).collect();
     let cols: Vec<usize> = (0..jac.n_cols()).collect();
-    Ok(SingularSummary::dense(jac.dense_submatrix(&rows, &cols).as_ref(), rank_bound)?)
+    Ok(SingularSummary::dense(
+        jac.dense_submatrix(&rows, &cols).as_ref(),
+        rank_bound,
+    )?)
 }
 
 fn paper(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Measurement> {

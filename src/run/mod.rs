@@ -23,7 +23,8 @@ use sha2::{Digest, Sha256};
 use stiffness_data::Dataset;
 use stiffness_report::fsutil::atomic_write;
 use stiffness_report::record::{
-    records_csv, Manifest, Record, Shard, SpectrumVariant, EVAL_JSON, MANIFEST_JSON, RECORDS_CSV, RECORDS_JSONL,
+    records_csv, Manifest, Record, Shard, SpectrumVariant, EVAL_JSON, MANIFEST_JSON, RECORDS_CSV,
+    RECORDS_JSONL,
 };
 
 use crate::error::{Error, Result};
@@ -54,7 +55,10 @@ impl std::str::FromStr for BlockFilter {
 /// Where the analysed inputs come from.
 pub enum Inputs<'a> {
     /// A labelled data set; `indices` are the samples to analyse.
-    Data { data: &'a Dataset, indices: Vec<usize> },
+    Data {
+        data: &'a Dataset,
+        indices: Vec<usize>,
+    },
     /// Given input tensors (N, C, H, W), unlabelled: the label is taken to be the prediction.
     Tensors(Tensor),
 }
@@ -95,7 +99,11 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 }
 
 /// Resolve `--blocks` against the model's blocks for input shape `input`.
-pub fn select_blocks(model: &ResNet, input: [usize; 3], filter: &BlockFilter) -> Result<Vec<usize>> {
+pub fn select_blocks(
+    model: &ResNet,
+    input: [usize; 3],
+    filter: &BlockFilter,
+) -> Result<Vec<usize>> {
     let shapes = model.block_shapes(input)?;
     match filter {
         BlockFilter::All => Ok((0..shapes.len()).collect()),
@@ -105,7 +113,10 @@ pub fn select_blocks(model: &ResNet, input: [usize; 3], filter: &BlockFilter) ->
             .map(|name| {
                 shapes.iter().position(|s| &s.name == name).ok_or_else(|| {
                     let known: Vec<&str> = shapes.iter().map(|s| s.name.as_str()).collect();
-                    Error::Usage(format!("--blocks: no block named '{name}'; the model has {}", known.join(", ")))
+                    Error::Usage(format!(
+                        "--blocks: no block named '{name}'; the model has {}",
+                        known.join(", ")
+                    ))
                 })
             })
             .collect(),
@@ -146,17 +157,26 @@ impl RecordLog {
             .truncate(false)
             .open(&path)
             .map_err(|e| Error::io("cannot open", &path, e))?;
-        file.set_len(complete as u64).map_err(|e| Error::io("cannot truncate", &path, e))?;
+        file.set_len(complete as u64)
+            .map_err(|e| Error::io("cannot truncate", &path, e))?;
         let mut file = file;
-        std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).map_err(|e| Error::io("cannot seek", &path, e))?;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0))
+            .map_err(|e| Error::io("cannot seek", &path, e))?;
         Ok(Self {
             file: Mutex::new(file),
             done,
         })
     }
 
-    fn has(&self, sample: usize, block: &str, kind: JacobianKind, variant: SpectrumVariant) -> bool {
-        self.done.contains(&(sample, block.to_string(), kind, variant))
+    fn has(
+        &self,
+        sample: usize,
+        block: &str,
+        kind: JacobianKind,
+        variant: SpectrumVariant,
+    ) -> bool {
+        self.done
+            .contains(&(sample, block.to_string(), kind, variant))
     }
 
     /// Append complete lines in one write, then fsync.
@@ -169,7 +189,10 @@ impl RecordLog {
             text.push_str(&r.to_json_line());
             text.push('\n');
         }
-        let mut file = self.file.lock().map_err(|_| Error::Numerical("record writer poisoned".into()))?;
+        let mut file = self
+            .file
+            .lock()
+            .map_err(|_| Error::Numerical("record writer poisoned".into()))?;
         let io = |e| Error::Io {
             context: "cannot append records".into(),
             source: e,
@@ -187,13 +210,26 @@ struct Probe {
 
 impl Job<'_> {
     /// Run the job into `dir`; returns the number of records written now.
-    pub fn run(&self, dir: &Path, inputs: &Inputs<'_>, resume: bool, progress: &dyn Progress) -> Result<usize> {
+    pub fn run(
+        &self,
+        dir: &Path,
+        inputs: &Inputs<'_>,
+        resume: bool,
+        progress: &dyn Progress,
+    ) -> Result<usize> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
         self.check_or_write_manifest(dir, resume)?;
         let log = RecordLog::open(dir, resume)?;
         let samples = self.sample_ids(inputs)?;
-        let todo: Vec<usize> = samples.iter().copied().filter(|&s| !self.sample_done(&log, s)).collect();
-        progress.start(todo.len() * self.blocks.len(), (samples.len() - todo.len()) * self.blocks.len());
+        let todo: Vec<usize> = samples
+            .iter()
+            .copied()
+            .filter(|&s| !self.sample_done(&log, s))
+            .collect();
+        progress.start(
+            todo.len() * self.blocks.len(),
+            (samples.len() - todo.len()) * self.blocks.len(),
+        );
         let written = todo
             .par_iter()
             .map(|&s| self.analyse_sample(dir, &log, inputs, s, progress))
@@ -212,13 +248,19 @@ impl Job<'_> {
     }
 
     fn sample_done(&self, log: &RecordLog, sample: usize) -> bool {
-        self.blocks
-            .iter()
-            .all(|&b| self.missing(log, sample, &self.model.blocks[b].name).is_empty())
+        self.blocks.iter().all(|&b| {
+            self.missing(log, sample, &self.model.blocks[b].name)
+                .is_empty()
+        })
     }
 
     /// The (kind, variant) records of one (sample, block) not yet in the log.
-    fn missing(&self, log: &RecordLog, sample: usize, block: &str) -> Vec<(JacobianKind, SpectrumVariant)> {
+    fn missing(
+        &self,
+        log: &RecordLog,
+        sample: usize,
+        block: &str,
+    ) -> Vec<(JacobianKind, SpectrumVariant)> {
         self.kinds
             .iter()
             .flat_map(|&k| self.variants.iter().map(move |&v| (k, v)))
@@ -239,10 +281,16 @@ impl Job<'_> {
             block_inputs.push(h.clone());
             Ok(())
         })?;
-        let logits = logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let logits = logits
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         let guess = Outcome::from_logits(sample, 0, &logits).predicted;
         let outcome = Outcome::from_logits(sample, label.unwrap_or(guess), &logits);
-        Ok(Probe { outcome, block_inputs })
+        Ok(Probe {
+            outcome,
+            block_inputs,
+        })
     }
 
     fn analyse_sample(
@@ -260,7 +308,8 @@ impl Job<'_> {
             let block = &self.model.blocks[b];
             let missing = self.missing(log, sample, &block.name);
             if !missing.is_empty() {
-                let lin = Linearization::new(block, &self.model64.blocks[b], &probe.block_inputs[b])?;
+                let lin =
+                    Linearization::new(block, &self.model64.blocks[b], &probe.block_inputs[b])?;
                 let records = missing
                     .iter()
                     .map(|&(k, v)| self.record(dir, &lin, &probe, b, k, v))
@@ -294,7 +343,11 @@ impl Job<'_> {
             model_sha256: self.manifest.model_sha256.clone(),
             sample: o.index,
             label: o.label,
-            label_name: self.class_names.get(o.label).cloned().unwrap_or_else(|| o.label.to_string()),
+            label_name: self
+                .class_names
+                .get(o.label)
+                .cloned()
+                .unwrap_or_else(|| o.label.to_string()),
             predicted: o.predicted,
             loss: o.loss,
             correct: o.correct(),
@@ -330,7 +383,12 @@ impl Job<'_> {
     fn write_csv(&self, dir: &Path) -> Result<()> {
         let mut records = stiffness_report::record::read_records(dir)?;
         records.sort_by(|a, b| {
-            (a.sample, a.block_index, a.kind, a.spectrum).cmp(&(b.sample, b.block_index, b.kind, b.spectrum))
+            (a.sample, a.block_index, a.kind, a.spectrum).cmp(&(
+                b.sample,
+                b.block_index,
+                b.kind,
+                b.spectrum,
+            ))
         });
         let csv = records_csv(&records).map_err(Error::Numerical)?;
         Ok(atomic_write(&dir.join(RECORDS_CSV), &csv)?)
@@ -354,7 +412,12 @@ pub fn check_compatible(old: &Manifest, new: &Manifest, path: &Path) -> Result<(
             .into_iter()
             .flatten()
             .filter(|(k, v)| b.get(k.as_str()) != Some(v))
-            .map(|(k, v)| format!("{k}: {v} vs {}", b.get(k.as_str()).cloned().unwrap_or_default()))
+            .map(|(k, v)| {
+                format!(
+                    "{k}: {v} vs {}",
+                    b.get(k.as_str()).cloned().unwrap_or_default()
+                )
+            })
             .collect();
         return Err(Error::Usage(format!(
             "{}: incompatible run ({}); use the same options, or another --out",
@@ -377,10 +440,17 @@ pub fn write_eval(dir: &Path, summary: &stiffness_report::record::EvalSummary) -
 }
 
 /// `eigenvalues/s{sample}_{block}_{kind}.npy` (complex128), path relative to `dir`.
-fn save_eigenvalues(dir: &Path, sample: usize, block: &str, kind: JacobianKind, values: &[num_complex::Complex64]) -> Result<String> {
+fn save_eigenvalues(
+    dir: &Path,
+    sample: usize,
+    block: &str,
+    kind: JacobianKind,
+    values: &[num_complex::Complex64],
+) -> Result<String> {
     let rel = PathBuf::from("eigenvalues").join(format!("s{sample}_{block}_{kind}.npy"));
     let path = dir.join(&rel);
-    std::fs::create_dir_all(dir.join("eigenvalues")).map_err(|e| Error::io("cannot create", dir, e))?;
+    std::fs::create_dir_all(dir.join("eigenvalues"))
+        .map_err(|e| Error::io("cannot create", dir, e))?;
     let pairs: Vec<[f64; 2]> = values.iter().map(|z| [z.re, z.im]).collect();
     stiffness_checkpoint::npy::write_npy_c128(&path, &[pairs.len()], &pairs)?;
     Ok(rel.to_string_lossy().into_owned())

@@ -47,7 +47,10 @@ pub fn stratified(labels: &[usize], per_class: usize, seed: u64) -> Vec<usize> {
     let mut chosen: Vec<usize> = (0..classes)
         .flat_map(|label| {
             let mut mine: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == label).collect();
-            shuffle(&mut mine, seed ^ (label as u64).wrapping_mul(0xA24B_AED4_963E_E407));
+            shuffle(
+                &mut mine,
+                seed ^ (label as u64).wrapping_mul(0xA24B_AED4_963E_E407),
+            );
             mine.truncate(per_class);
             mine
         })
@@ -69,7 +72,12 @@ pub fn uniform(len: usize, count: usize, seed: u64) -> Vec<usize> {
 pub fn shard(samples: &[usize], shard: Option<Shard>) -> Vec<usize> {
     match shard {
         None => samples.to_vec(),
-        Some(s) => samples.iter().copied().skip(s.index).step_by(s.count).collect(),
+        Some(s) => samples
+            .iter()
+            .copied()
+            .skip(s.index)
+            .step_by(s.count)
+            .collect(),
     }
 }
 

@@ -72,9 +72,19 @@ fn metadata(state: &TrainState) -> BTreeMap<String, String> {
 pub fn save(out: &Path, net: &Network, opt: &Sgd, state: &TrainState) -> Result<()> {
     let weights = net.state_dict()?;
     let meta = metadata(state);
-    save_safetensors(&path_in(out, &state.weights), &weights, SaveDType::F32, &meta)?;
+    save_safetensors(
+        &path_in(out, &state.weights),
+        &weights,
+        SaveDType::F32,
+        &meta,
+    )?;
     save_safetensors(&path_in(out, MODEL_FILE), &weights, SaveDType::F32, &meta)?;
-    save_safetensors(&path_in(out, &state.optimizer), &buffers(opt)?, SaveDType::F32, &meta)?;
+    save_safetensors(
+        &path_in(out, &state.optimizer),
+        &buffers(opt)?,
+        SaveDType::F32,
+        &meta,
+    )?;
     let json = serde_json::to_string_pretty(state)
         .map_err(|e| Error::Numerical(format!("cannot encode the training state: {e}")))?;
     let path = path_in(out, STATE_FILE);
@@ -103,14 +113,24 @@ pub fn load_state(out: &Path) -> Result<TrainState> {
             e,
         )
     })?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::Usage(format!("--resume: {} is not a valid training state: {e}", path.display())))
+    serde_json::from_str(&text).map_err(|e| {
+        Error::Usage(format!(
+            "--resume: {} is not a valid training state: {e}",
+            path.display()
+        ))
+    })
 }
 
 /// Load the weights and momentum buffers named by `state`.
-pub fn load_tensors(out: &Path, state: &TrainState) -> Result<(StateDict, BTreeMap<String, Vec<f32>>)> {
+pub fn load_tensors(
+    out: &Path,
+    state: &TrainState,
+) -> Result<(StateDict, BTreeMap<String, Vec<f32>>)> {
     let weights = stiffness_checkpoint::load_state_dict(&path_in(out, &state.weights))?.state;
     let opt = stiffness_checkpoint::load_state_dict(&path_in(out, &state.optimizer))?.state;
-    let buffers = opt.iter().map(|(n, t)| (n.to_string(), t.values.clone())).collect();
+    let buffers = opt
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.values.clone()))
+        .collect();
     Ok((weights, buffers))
 }

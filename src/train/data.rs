@@ -35,7 +35,9 @@ impl std::str::FromStr for Augment {
         match s {
             "crop-flip" => Ok(Augment::CropFlip),
             "none" => Ok(Augment::None),
-            _ => Err(Error::Usage(format!("--augment {s}: expected crop-flip or none"))),
+            _ => Err(Error::Usage(format!(
+                "--augment {s}: expected crop-flip or none"
+            ))),
         }
     }
 }
@@ -47,11 +49,20 @@ pub fn crop_padding(height: usize, width: usize) -> usize {
 
 /// Random crop (offsets `dy`, `dx` into the padded image) and optional
 /// horizontal flip of a CHW image, in place of the original.
-pub fn crop_flip(image: &[f32], [c, h, w]: [usize; 3], pad: usize, dy: usize, dx: usize, flip: bool) -> Vec<f32> {
+pub fn crop_flip(
+    image: &[f32],
+    [c, h, w]: [usize; 3],
+    pad: usize,
+    dy: usize,
+    dx: usize,
+    flip: bool,
+) -> Vec<f32> {
     let mut out = vec![0f32; c * h * w];
     for ci in 0..c {
         for y in 0..h {
-            let Some(sy) = (y + dy).checked_sub(pad).filter(|&s| s < h) else { continue };
+            let Some(sy) = (y + dy).checked_sub(pad).filter(|&s| s < h) else {
+                continue;
+            };
             for x in 0..w {
                 let xo = if flip { w - 1 - x } else { x };
                 if let Some(sx) = (xo + dx).checked_sub(pad).filter(|&s| s < w) {
@@ -115,7 +126,10 @@ impl Loader {
                 let dy = rng.below(2 * pad as u64 + 1) as usize;
                 let dx = rng.below(2 * pad as u64 + 1) as usize;
                 let flip = rng.next_u64() >> 63 == 1;
-                Ok((crop_flip(&sample.image, self.shape, pad, dy, dx, flip), label))
+                Ok((
+                    crop_flip(&sample.image, self.shape, pad, dy, dx, flip),
+                    label,
+                ))
             }
             _ => Ok((sample.image, label)),
         }

@@ -117,7 +117,10 @@ impl TrainConfig {
             return bad(format!("--lr {} must be a positive number", self.lr));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return bad(format!("--weight-decay {} must be 0 or positive", self.weight_decay));
+            return bad(format!(
+                "--weight-decay {} must be 0 or positive",
+                self.weight_decay
+            ));
         }
         if self.warmup_epochs >= self.epochs && self.warmup_epochs > 0 {
             return bad(format!(
@@ -202,7 +205,10 @@ pub struct TrainSummary {
 }
 
 /// Train as configured: a new run, or with `resume` the run in `config.out`.
-pub fn train(config: &TrainConfig, progress: &mut dyn FnMut(&TrainProgress)) -> Result<TrainSummary> {
+pub fn train(
+    config: &TrainConfig,
+    progress: &mut dyn FnMut(&TrainProgress),
+) -> Result<TrainSummary> {
     train_until(config, config.epochs, progress)
 }
 
@@ -220,7 +226,9 @@ pub fn train_until(
             rayon::ThreadPoolBuilder::new()
                 .num_threads(n)
                 .build()
-                .map_err(|e| Error::Usage(format!("--threads {n}: cannot start the threads ({e})")))?,
+                .map_err(|e| {
+                    Error::Usage(format!("--threads {n}: cannot start the threads ({e})"))
+                })?,
         ),
     };
     Run::start(config, pool)?.go(until.min(config.epochs), progress)
@@ -257,7 +265,10 @@ impl Data {
     fn open(config: &TrainConfig) -> Result<Self> {
         let probe = open_data(&config.data, Split::Train, None)?;
         if probe.is_empty() {
-            return Err(Error::Usage(format!("--data {}: no images", config.data.display())));
+            return Err(Error::Usage(format!(
+                "--data {}: no images",
+                config.data.display()
+            )));
         }
         let native = probe.get(0)?.shape[0];
         let channels = match config.in_channels {
@@ -278,7 +289,10 @@ impl Data {
         let limit = config.limit.unwrap_or(usize::MAX);
         let (n_train, n_eval) = (train.len().min(limit), eval.len().min(limit));
         if eval.is_empty() {
-            return Err(Error::Usage(format!("--eval-data {}: no images", eval_path.display())));
+            return Err(Error::Usage(format!(
+                "--eval-data {}: no images",
+                eval_path.display()
+            )));
         }
         if eval.get(0)?.shape != shape {
             return Err(Error::Usage(format!(
@@ -376,7 +390,11 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    fn go(mut self, until: usize, progress: &mut dyn FnMut(&TrainProgress)) -> Result<TrainSummary> {
+    fn go(
+        mut self,
+        until: usize,
+        progress: &mut dyn FnMut(&TrainProgress),
+    ) -> Result<TrainSummary> {
         let clock = Clock::new(self.step, self.schedule.steps_per_epoch * until);
         while self.epoch < until {
             self.epoch_pass(&clock, progress)?;
@@ -393,7 +411,11 @@ impl<'a> Run<'a> {
     }
 
     /// One epoch: the batches, the evaluation, the checkpoint.
-    fn epoch_pass(&mut self, clock: &Clock, progress: &mut dyn FnMut(&TrainProgress)) -> Result<()> {
+    fn epoch_pass(
+        &mut self,
+        clock: &Clock,
+        progress: &mut dyn FnMut(&TrainProgress),
+    ) -> Result<()> {
         let started = Instant::now();
         let order = rng::permutation(self.config.seed, self.epoch, self.data.n_train);
         let batches = self.schedule.steps_per_epoch;
@@ -423,8 +445,9 @@ impl<'a> Run<'a> {
         }
         let train_secs = started.elapsed().as_secs_f64();
         let (net, data, loader) = (&self.net, &self.data, &self.loader);
-        let (test_loss, test_acc) =
-            in_pool(&self.pool, || evaluate(&net.eval_model()?, &data.eval, data.n_eval, loader))?;
+        let (test_loss, test_acc) = in_pool(&self.pool, || {
+            evaluate(&net.eval_model()?, &data.eval, data.n_eval, loader)
+        })?;
         self.epoch += 1;
         let record = EpochRecord {
             epoch: self.epoch,
@@ -482,14 +505,42 @@ fn check_resumable(saved: &TrainConfig, now: &TrainConfig) -> Result<()> {
     let pairs = [
         ("--arch", saved.arch.clone(), now.arch.clone()),
         ("--seed", saved.seed.to_string(), now.seed.to_string()),
-        ("--batch-size", saved.batch_size.to_string(), now.batch_size.to_string()),
+        (
+            "--batch-size",
+            saved.batch_size.to_string(),
+            now.batch_size.to_string(),
+        ),
         ("--lr", saved.lr.to_string(), now.lr.to_string()),
-        ("--schedule", format!("{:?}", saved.schedule), format!("{:?}", now.schedule)),
-        ("--weight-decay", saved.weight_decay.to_string(), now.weight_decay.to_string()),
-        ("--nesterov", saved.nesterov.to_string(), now.nesterov.to_string()),
-        ("--warmup-epochs", saved.warmup_epochs.to_string(), now.warmup_epochs.to_string()),
-        ("--augment", format!("{:?}", saved.augment), format!("{:?}", now.augment)),
-        ("--limit", format!("{:?}", saved.limit), format!("{:?}", now.limit)),
+        (
+            "--schedule",
+            format!("{:?}", saved.schedule),
+            format!("{:?}", now.schedule),
+        ),
+        (
+            "--weight-decay",
+            saved.weight_decay.to_string(),
+            now.weight_decay.to_string(),
+        ),
+        (
+            "--nesterov",
+            saved.nesterov.to_string(),
+            now.nesterov.to_string(),
+        ),
+        (
+            "--warmup-epochs",
+            saved.warmup_epochs.to_string(),
+            now.warmup_epochs.to_string(),
+        ),
+        (
+            "--augment",
+            format!("{:?}", saved.augment),
+            format!("{:?}", now.augment),
+        ),
+        (
+            "--limit",
+            format!("{:?}", saved.limit),
+            format!("{:?}", now.limit),
+        ),
     ];
     for (option, was, is) in pairs {
         if was != is {
@@ -536,7 +587,13 @@ impl Clock {
 
 /// One SGD step on `batch` (module docs); returns the batch's mean loss and
 /// the number of correctly classified images.
-pub fn train_step(net: &mut Network, opt: &mut Sgd, batch: &Batch, shape: [usize; 3], lr: f64) -> Result<(f64, usize)> {
+pub fn train_step(
+    net: &mut Network,
+    opt: &mut Sgd,
+    batch: &Batch,
+    shape: [usize; 3],
+    lr: f64,
+) -> Result<(f64, usize)> {
     let (x, y) = batch_tensors(batch, shape)?;
     let (logits, stats) = net.forward_train(&x)?;
     let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
@@ -556,7 +613,11 @@ pub fn batch_tensors(batch: &Batch, [c, h, w]: [usize; 3]) -> Result<(Tensor, Te
 
 fn hits(logits: &Tensor, labels: &Tensor) -> Result<usize> {
     let pred = logits.argmax(1)?.to_dtype(candle_core::DType::U32)?;
-    Ok(pred.eq(labels)?.to_dtype(candle_core::DType::F32)?.sum_all()?.to_scalar::<f32>()? as usize)
+    Ok(pred
+        .eq(labels)?
+        .to_dtype(candle_core::DType::F32)?
+        .sum_all()?
+        .to_scalar::<f32>()? as usize)
 }
 
 /// Mean cross-entropy and accuracy of `model` on the first `n` images of `data`.

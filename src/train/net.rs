@@ -82,7 +82,9 @@ impl Network {
             let data: Vec<f32> = if name.starts_with(&format!("{head}.")) {
                 let fan_in = spec.feature_width() as f64;
                 let bound = 1.0 / fan_in.sqrt();
-                (0..numel).map(|_| ((2.0 * rng.uniform() - 1.0) * bound) as f32).collect()
+                (0..numel)
+                    .map(|_| ((2.0 * rng.uniform() - 1.0) * bound) as f32)
+                    .collect()
             } else if shape.len() == 4 {
                 let std = (2.0 / (shape[0] * shape[2] * shape[3]) as f64).sqrt();
                 (0..numel).map(|_| (rng.normal() * std) as f32).collect()
@@ -128,7 +130,11 @@ impl Network {
                 params.push((name, Var::from_tensor(&t)?));
             }
         }
-        let index = params.iter().enumerate().map(|(i, (n, _))| (n.clone(), i)).collect();
+        let index = params
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| (n.clone(), i))
+            .collect();
         Ok(Self {
             spec,
             params,
@@ -218,13 +224,17 @@ impl Network {
     /// Training-mode batch norm (module docs), recording the batch statistics.
     fn batch_norm(&self, prefix: &str, x: &Tensor, stats: &mut Vec<BatchStats>) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
-        let gamma = self.var(&format!("{prefix}.weight"))?.reshape((1, c, 1, 1))?;
+        let gamma = self
+            .var(&format!("{prefix}.weight"))?
+            .reshape((1, c, 1, 1))?;
         let beta = self.var(&format!("{prefix}.bias"))?.reshape((1, c, 1, 1))?;
         let mean = x.mean_keepdim((0, 2, 3))?;
         let centred = x.broadcast_sub(&mean)?;
         let var = centred.sqr()?.mean_keepdim((0, 2, 3))?;
         let inv_std = (&var + BN_EPS)?.sqrt()?.recip()?;
-        let y = centred.broadcast_mul(&inv_std.broadcast_mul(&gamma)?)?.broadcast_add(&beta)?;
+        let y = centred
+            .broadcast_mul(&inv_std.broadcast_mul(&gamma)?)?
+            .broadcast_add(&beta)?;
         stats.push(BatchStats {
             name: prefix.to_string(),
             mean: mean.detach().flatten_all()?.to_vec1()?,
@@ -264,8 +274,9 @@ impl Network {
                 self.running_of(prefix)?.mean.clone()
             } else if let Some(prefix) = name.strip_suffix(".running_var") {
                 let run = self.running_of(prefix)?;
-                let mut counter = stiffness_checkpoint::Tensor::new(vec![], vec![run.batches as f32])
-                    .map_err(|e| Error::Model(e.to_string()))?;
+                let mut counter =
+                    stiffness_checkpoint::Tensor::new(vec![], vec![run.batches as f32])
+                        .map_err(|e| Error::Model(e.to_string()))?;
                 counter.source_dtype = SourceDType::I64;
                 out.insert(name.clone(), tensor(shape, run.var.clone())?);
                 out.insert(format!("{prefix}.num_batches_tracked"), counter);
@@ -287,7 +298,12 @@ impl Network {
     /// The evaluation-mode model of [`crate::model`] built from [`Network::state_dict`].
     pub fn eval_model(&self) -> Result<ResNet> {
         let state = self.state_dict()?;
-        ResNet::from_weights(&state, Some(&self.spec.name()), "trained network", DType::F32)
+        ResNet::from_weights(
+            &state,
+            Some(&self.spec.name()),
+            "trained network",
+            DType::F32,
+        )
     }
 }
 
@@ -302,6 +318,8 @@ fn option_a(x: &Tensor, pad: usize) -> Result<Tensor> {
         let idx: Vec<u32> = (0..len as u32).step_by(2).collect();
         Ok(Tensor::from_vec(idx, len.div_ceil(2), &Device::Cpu)?)
     };
-    let sub = x.index_select(&every_other(h)?, 2)?.index_select(&every_other(w)?, 3)?;
+    let sub = x
+        .index_select(&every_other(h)?, 2)?
+        .index_select(&every_other(w)?, 3)?;
     Ok(sub.pad_with_zeros(1, pad, pad)?)
 }

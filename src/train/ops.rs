@@ -40,7 +40,11 @@ impl Window {
     }
 }
 
-fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> candle_core::Result<&'a [f32]> {
+fn contiguous_f32<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> candle_core::Result<&'a [f32]> {
     let data = storage.as_slice::<f32>()?;
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&data[start..end]),
@@ -64,35 +68,48 @@ impl CustomOp1 for Im2Col {
         "im2col"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = contiguous_f32(storage, layout, "im2col")?;
         let [b, c, h, w] = dims4(layout, "im2col")?;
         let win = self.0;
         let (ho, wo, k) = (win.out_len(h), win.out_len(w), win.kernel);
         let row = c * k * k;
         let mut out = vec![0f32; b * ho * wo * row];
-        out.par_chunks_mut(ho * wo * row).enumerate().for_each(|(bi, dst)| {
-            let img = &x[bi * c * h * w..(bi + 1) * c * h * w];
-            for py in 0..ho {
-                for px in 0..wo {
-                    let cols = &mut dst[(py * wo + px) * row..(py * wo + px + 1) * row];
-                    for ci in 0..c {
-                        for dy in 0..k {
-                            let Some(iy) = win.source(py, dy, h) else { continue };
-                            for dx in 0..k {
-                                if let Some(ix) = win.source(px, dx, w) {
-                                    cols[(ci * k + dy) * k + dx] = img[(ci * h + iy) * w + ix];
+        out.par_chunks_mut(ho * wo * row)
+            .enumerate()
+            .for_each(|(bi, dst)| {
+                let img = &x[bi * c * h * w..(bi + 1) * c * h * w];
+                for py in 0..ho {
+                    for px in 0..wo {
+                        let cols = &mut dst[(py * wo + px) * row..(py * wo + px + 1) * row];
+                        for ci in 0..c {
+                            for dy in 0..k {
+                                let Some(iy) = win.source(py, dy, h) else {
+                                    continue;
+                                };
+                                for dx in 0..k {
+                                    if let Some(ix) = win.source(px, dx, w) {
+                                        cols[(ci * k + dy) * k + dx] = img[(ci * h + iy) * w + ix];
+                                    }
                                 }
                             }
                         }
                     }
                 }
-            }
-        });
+            });
         Ok((CpuStorage::F32(out), Shape::from((b, ho * wo, row))))
     }
 
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
         let dims = arg.dims4()?;
         let grad = grad_res.contiguous()?.apply_op1_no_bwd(&Col2Im {
             window: self.0,
@@ -115,7 +132,11 @@ impl CustomOp1 for Col2Im {
         "col2im"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let cols = contiguous_f32(storage, layout, "col2im")?;
         let [b, c, h, w] = self.input;
         let win = self.window;
@@ -125,30 +146,39 @@ impl CustomOp1 for Col2Im {
             candle_core::bail!("col2im: {} values for {:?}", cols.len(), self.input);
         }
         let mut out = vec![0f32; b * c * h * w];
-        out.par_chunks_mut(c * h * w).enumerate().for_each(|(bi, img)| {
-            let src = &cols[bi * ho * wo * row..(bi + 1) * ho * wo * row];
-            for py in 0..ho {
-                for px in 0..wo {
-                    let col = &src[(py * wo + px) * row..(py * wo + px + 1) * row];
-                    for ci in 0..c {
-                        for dy in 0..k {
-                            let Some(iy) = win.source(py, dy, h) else { continue };
-                            for dx in 0..k {
-                                if let Some(ix) = win.source(px, dx, w) {
-                                    img[(ci * h + iy) * w + ix] += col[(ci * k + dy) * k + dx];
+        out.par_chunks_mut(c * h * w)
+            .enumerate()
+            .for_each(|(bi, img)| {
+                let src = &cols[bi * ho * wo * row..(bi + 1) * ho * wo * row];
+                for py in 0..ho {
+                    for px in 0..wo {
+                        let col = &src[(py * wo + px) * row..(py * wo + px + 1) * row];
+                        for ci in 0..c {
+                            for dy in 0..k {
+                                let Some(iy) = win.source(py, dy, h) else {
+                                    continue;
+                                };
+                                for dx in 0..k {
+                                    if let Some(ix) = win.source(px, dx, w) {
+                                        img[(ci * h + iy) * w + ix] += col[(ci * k + dy) * k + dx];
+                                    }
                                 }
                             }
                         }
                     }
                 }
-            }
-        });
+            });
         Ok((CpuStorage::F32(out), Shape::from((b, c, h, w))))
     }
 }
 
 /// 2-D convolution without bias: `x` (B, C, H, W), `weight` (O, C, k, k) -> (B, O, Ho, Wo).
-pub fn conv2d(x: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> candle_core::Result<Tensor> {
+pub fn conv2d(
+    x: &Tensor,
+    weight: &Tensor,
+    stride: usize,
+    padding: usize,
+) -> candle_core::Result<Tensor> {
     let (b, _, h, w) = x.dims4()?;
     let (o, c, k, _) = weight.dims4()?;
     let win = Window {
@@ -157,9 +187,14 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> can
         padding,
     };
     let (ho, wo) = (win.out_len(h), win.out_len(w));
-    let cols = x.contiguous()?.apply_op1(Im2Col(win))?.reshape((b * ho * wo, c * k * k))?;
+    let cols = x
+        .contiguous()?
+        .apply_op1(Im2Col(win))?
+        .reshape((b * ho * wo, c * k * k))?;
     let y = cols.matmul(&weight.reshape((o, c * k * k))?.t()?)?;
-    y.reshape((b, ho * wo, o))?.transpose(1, 2)?.reshape((b, o, ho, wo))
+    y.reshape((b, ho * wo, o))?
+        .transpose(1, 2)?
+        .reshape((b, o, ho, wo))
 }
 
 /// Max pooling with -inf padding: (B, C, H, W) -> (B, C, Ho, Wo).
@@ -172,7 +207,9 @@ impl MaxPool {
         let win = self.0;
         let mut best = (usize::MAX, f32::NEG_INFINITY);
         for dy in 0..win.kernel {
-            let Some(iy) = win.source(py, dy, h) else { continue };
+            let Some(iy) = win.source(py, dy, h) else {
+                continue;
+            };
             for dx in 0..win.kernel {
                 if let Some(ix) = win.source(px, dx, w) {
                     let v = plane[iy * w + ix];
@@ -208,17 +245,31 @@ impl CustomOp1 for MaxPool {
         "max-pool"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = contiguous_f32(storage, layout, "max-pool")?;
         let dims @ [b, c, h, w] = dims4(layout, "max-pool")?;
         if self.0.kernel <= self.0.padding || h + 2 * self.0.padding < self.0.kernel {
             candle_core::bail!("max-pool: window {:?} does not fit a {h}x{w} map", self.0);
         }
-        let out = self.map_planes(x, dims, |plane, _, py, px| plane[self.argmax(plane, h, w, py, px)]);
-        Ok((CpuStorage::F32(out), Shape::from((b, c, self.0.out_len(h), self.0.out_len(w)))))
+        let out = self.map_planes(x, dims, |plane, _, py, px| {
+            plane[self.argmax(plane, h, w, py, px)]
+        });
+        Ok((
+            CpuStorage::F32(out),
+            Shape::from((b, c, self.0.out_len(h), self.0.out_len(w))),
+        ))
     }
 
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
         let (b, c, h, w) = arg.dims4()?;
         let x = arg.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         let g = grad_res.contiguous()?.flatten_all()?.to_vec1::<f32>()?;

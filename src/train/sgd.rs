@@ -45,7 +45,9 @@ impl std::str::FromStr for Schedule {
         match s {
             "cosine" => Ok(Schedule::Cosine),
             "step" => Ok(Schedule::Step),
-            _ => Err(Error::Usage(format!("--schedule {s}: expected cosine or step"))),
+            _ => Err(Error::Usage(format!(
+                "--schedule {s}: expected cosine or step"
+            ))),
         }
     }
 }
@@ -113,7 +115,10 @@ impl Sgd {
             let g = grad.flatten_all()?.to_vec1::<f32>()?;
             let mut w = var.flatten_all()?.to_vec1::<f32>()?;
             let first = !self.buffers.contains_key(name);
-            let v = self.buffers.entry(name.clone()).or_insert_with(|| vec![0.0; w.len()]);
+            let v = self
+                .buffers
+                .entry(name.clone())
+                .or_insert_with(|| vec![0.0; w.len()]);
             if v.len() != w.len() {
                 return Err(Error::Usage(format!(
                     "momentum buffer of {name} has {} values but the tensor has {}; \

@@ -1,8 +1,6 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-pub mod random;
-
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
@@ -19,9 +17,15 @@ pub fn shared() -> Option<PathBuf> {
         return Some(dir);
     }
     if std::env::var("REQUIRE_SHARED_DATA").as_deref() == Ok("1") {
-        panic!("shared data not found at {} (set RESNET_STIFFNESS_SHARED)", dir.display());
+        panic!(
+            "shared data not found at {} (set RESNET_STIFFNESS_SHARED)",
+            dir.display()
+        );
     }
-    eprintln!("SKIPPED: shared data not found at {} (set RESNET_STIFFNESS_SHARED)", dir.display());
+    eprintln!(
+        "SKIPPED: shared data not found at {} (set RESNET_STIFFNESS_SHARED)",
+        dir.display()
+    );
     None
 }
 
@@ -38,10 +42,26 @@ pub fn npy_tensor(path: &std::path::Path, dtype: DType) -> Tensor {
 
 /// max|a - b| / max|b|.
 pub fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
-    let a = a.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
-    let b = b.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let a = a
+        .to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
+    let b = b
+        .to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
     assert_eq!(a.len(), b.len());
-    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
     let scale = b.iter().map(|y| y.abs()).fold(0.0, f64::max);
     diff / scale
 }

@@ -26,7 +26,9 @@ pub const EVAL_JSON: &str = "eval.json";
 pub use stiffness_spectrum::JacobianKind as Kind;
 
 /// Which spectrum a record's eigenvalue metrics come from.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum SpectrumVariant {
     /// Eigenvalues of the flattened n x n Jacobian.

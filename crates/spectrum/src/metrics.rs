@@ -21,7 +21,9 @@ use crate::{nonfinite, Spectrum};
 use serde::{Deserialize, Serialize};
 
 /// Which Jacobian a spectrum belongs to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum JacobianKind {
     /// Whole block J_B = dB/dx (the map x_k -> x_{k+1}).

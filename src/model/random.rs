@@ -1,8 +1,17 @@
-//! Random residual blocks for property tests (deterministic, no extra dependency).
+//! Synthetic residual blocks and networks with seeded random weights, for
+//! property tests and benchmarks (deterministic, no extra dependency).
+//!
+//! Convolution weights ~ N(0, 1/fan_in) (approximately: a sum of four
+//! uniforms); batch norm gamma ~ U(0.5, 1.5), beta ~ 0.1 N(0,1) + shift,
+//! running mean ~ 0.1 N(0,1), running var ~ U(0.5, 1.5). A large shift forces
+//! every ReLU on (+100) or off (-100).
+
+use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, Tensor};
-use resnet_stiffness::model::layers::{BatchNorm, BatchNormParams, Branch, Conv2d, Layer};
-use resnet_stiffness::model::{ResidualBlock, Shortcut};
+
+use crate::model::layers::{BatchNorm, BatchNormParams, Branch, Conv2d, Layer};
+use crate::model::{ArchSpec, ResidualBlock, Shortcut};
 
 /// SplitMix64 with uniform and roughly normal draws.
 pub struct Rng(pub u64);
@@ -25,6 +34,7 @@ impl Rng {
         ((0..4).map(|_| self.uniform()).sum::<f64>() - 2.0) * 3f64.sqrt()
     }
 
+    /// A float64 tensor of N(0, scale^2)-like entries.
     pub fn tensor(&mut self, shape: &[usize], scale: f64) -> Tensor {
         let n: usize = shape.iter().product();
         let v: Vec<f64> = (0..n).map(|_| self.normal() * scale).collect();
@@ -40,6 +50,7 @@ pub enum Masks {
     AllOff,
 }
 
+/// A k x k convolution with padding k / 2.
 pub fn conv(rng: &mut Rng, c_out: usize, c_in: usize, k: usize, stride: usize) -> Conv2d {
     let scale = 1.0 / ((c_in * k * k) as f64).sqrt();
     Conv2d {
@@ -50,6 +61,7 @@ pub fn conv(rng: &mut Rng, c_out: usize, c_in: usize, k: usize, stride: usize) -
     }
 }
 
+/// An eval-mode batch norm whose beta is offset by `shift`.
 pub fn norm(rng: &mut Rng, c: usize, shift: f64) -> BatchNorm {
     let mut draw = |f: &mut dyn FnMut(&mut Rng) -> f64| (0..c).map(|_| f(rng)).collect::<Vec<_>>();
     let params = BatchNormParams {
@@ -70,7 +82,14 @@ fn shift(masks: Masks) -> f64 {
 }
 
 /// A BasicBlock c_in -> planes with the given stride and shortcut.
-pub fn basic(rng: &mut Rng, c_in: usize, planes: usize, stride: usize, shortcut: Shortcut, masks: Masks) -> ResidualBlock {
+pub fn basic(
+    rng: &mut Rng,
+    c_in: usize,
+    planes: usize,
+    stride: usize,
+    shortcut: Shortcut,
+    masks: Masks,
+) -> ResidualBlock {
     let s = shift(masks);
     let layers = vec![
         Layer::Conv(conv(rng, planes, c_in, 3, stride)),
@@ -79,11 +98,22 @@ pub fn basic(rng: &mut Rng, c_in: usize, planes: usize, stride: usize, shortcut:
         Layer::Conv(conv(rng, planes, planes, 3, 1)),
         Layer::Norm(norm(rng, planes, s)),
     ];
-    ResidualBlock { name: "basic".into(), branch: Branch { layers }, shortcut }
+    ResidualBlock {
+        name: "basic".into(),
+        branch: Branch { layers },
+        shortcut,
+    }
 }
 
 /// A Bottleneck c_in -> 4 * width (stride on the 3x3).
-pub fn bottleneck(rng: &mut Rng, c_in: usize, width: usize, stride: usize, shortcut: Shortcut, masks: Masks) -> ResidualBlock {
+pub fn bottleneck(
+    rng: &mut Rng,
+    c_in: usize,
+    width: usize,
+    stride: usize,
+    shortcut: Shortcut,
+    masks: Masks,
+) -> ResidualBlock {
     let s = shift(masks);
     let layers = vec![
         Layer::Conv(conv(rng, width, c_in, 1, 1)),
@@ -95,9 +125,45 @@ pub fn bottleneck(rng: &mut Rng, c_in: usize, width: usize, stride: usize, short
         Layer::Conv(conv(rng, 4 * width, width, 1, 1)),
         Layer::Norm(norm(rng, 4 * width, s)),
     ];
-    ResidualBlock { name: "bottleneck".into(), branch: Branch { layers }, shortcut }
+    ResidualBlock {
+        name: "bottleneck".into(),
+        branch: Branch { layers },
+        shortcut,
+    }
 }
 
+/// A torchvision projection shortcut (1x1 conv + batch norm).
 pub fn projection(rng: &mut Rng, c_out: usize, c_in: usize, stride: usize) -> Shortcut {
-    Shortcut::Projection { conv: conv(rng, c_out, c_in, 1, stride), norm: norm(rng, c_out, 0.0) }
+    Shortcut::Projection {
+        conv: conv(rng, c_out, c_in, 1, stride),
+        norm: norm(rng, c_out, 0.0),
+    }
+}
+
+/// Every tensor of `spec` with random values (batch-norm statistics in their
+/// usual ranges), as a [`crate::model::WeightSource`].
+pub fn weights(spec: &ArchSpec, seed: u64) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+    let mut rng = Rng(seed);
+    spec.expected_tensors()
+        .into_iter()
+        .map(|(name, shape)| {
+            let n: usize = shape.iter().product();
+            let fan_in: usize = shape.iter().skip(1).product::<usize>().max(1);
+            let values = (0..n)
+                .map(|_| {
+                    let v = if name.ends_with("running_var")
+                        || (shape.len() == 1 && name.ends_with(".weight"))
+                    {
+                        0.5 + rng.uniform()
+                    } else if shape.len() == 1 {
+                        0.1 * rng.normal()
+                    } else {
+                        rng.normal() / (fan_in as f64).sqrt()
+                    };
+                    v as f32
+                })
+                .collect();
+            (name, (shape, values))
+        })
+        .collect()
 }

@@ -1,0 +1,263 @@
+//! The command line on good and bad input: exit codes, messages, outputs,
+//! resume after a kill, and shards merged.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::shared;
+
+fn tool(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_resnet-stiffness"))
+        .args(args)
+        .output()
+        .expect("run resnet-stiffness")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn bad_inputs_exit_2_with_a_message_naming_the_file() {
+    let dir = scratch("bad");
+    let junk = dir.join("junk.pt");
+    std::fs::write(&junk, b"\x7fELF not a checkpoint").unwrap();
+    let truncated = dir.join("trunc.safetensors");
+    std::fs::write(&truncated, [200u8, 0, 0, 0, 0, 0, 0, 0, b'{']).unwrap();
+    let missing = dir.join("missing.th");
+    for (model, needle) in [
+        (&junk, "junk.pt"),
+        (&truncated, "trunc.safetensors"),
+        (&missing, "missing.th"),
+    ] {
+        let o = tool(&["inspect", "--model", model.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn inspect_lists_blocks_of_a_real_checkpoint() {
+    let Some(shared) = shared() else { return };
+    let model = shared.join("models/cifar10-resnet-akamaster/resnet56-4bfd9763.th");
+    let o = tool(&["inspect", "--model", model.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["arch"], "resnet56");
+    assert_eq!(v["blocks"].as_array().unwrap().len(), 27);
+    assert_eq!(v["blocks"][0]["n"], 16384);
+    assert_eq!(v["blocks"][9]["square"], false);
+    assert_eq!(v["parameters"], 853_018);
+}
+
+#[test]
+fn eval_wrong_data_is_a_clear_error() {
+    let Some(shared) = shared() else { return };
+    let model = shared.join("models/cifar10-resnet-akamaster/resnet20-12fca82f.th");
+    let dir = scratch("evalbad");
+    let o = tool(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = tool(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        "x",
+        "--normalize",
+        "0.5:bad",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("normalisation"), "{}", stderr(&o));
+}
+
+fn analyze_args<'a>(model: &'a str, input: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "analyze",
+        "--model",
+        model,
+        "--input-npy",
+        input,
+        "--blocks",
+        "layer3.1,layer3.2",
+        "--spectrum",
+        "both",
+        "--out",
+        out,
+        "--threads",
+        "1",
+    ]
+}
+
+/// Records without their timing, as a sorted list of JSON lines.
+fn record_set(dir: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string(dir.join("records.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["seconds"] = serde_json::Value::Null;
+            v.to_string()
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn killed_run_resumes_to_the_same_records() {
+    let Some(shared) = shared() else { return };
+    let model = shared.join("models/cifar10-resnet-akamaster/resnet20-12fca82f.th");
+    let input = shared.join("golden/resnet20/input.npy");
+    let (model, input) = (model.to_str().unwrap(), input.to_str().unwrap());
+    let full = scratch("resume-full");
+    let o = tool(&analyze_args(model, input, full.to_str().unwrap()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let want = record_set(&full);
+    assert_eq!(want.len(), 8, "2 blocks x 2 kinds x 2 spectra");
+
+    // Without --resume an existing run is refused.
+    let o = tool(&analyze_args(model, input, full.to_str().unwrap()));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+
+    // A kill can leave any prefix of records.jsonl, including half a line.
+    let text = std::fs::read_to_string(full.join("records.jsonl")).unwrap();
+    for cut in [0, text.len() / 3, text.len() / 2 + 7, text.len() - 1] {
+        let dir = scratch(&format!("resume-{cut}"));
+        std::fs::copy(full.join("manifest.json"), dir.join("manifest.json")).unwrap();
+        std::fs::write(dir.join("records.jsonl"), &text[..cut]).unwrap();
+        let mut args = analyze_args(model, input, dir.to_str().unwrap());
+        args.push("--resume");
+        let o = tool(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(
+            record_set(&dir),
+            want,
+            "resumed after cutting at byte {cut}"
+        );
+    }
+
+    // Resuming with other options is refused.
+    let mut args = analyze_args(model, input, full.to_str().unwrap());
+    args.extend(["--resume", "--seed", "5"]);
+    let o = tool(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("incompatible"), "{}", stderr(&o));
+}
+
+#[test]
+fn sigkill_then_resume_completes_the_run() {
+    let Some(shared) = shared() else { return };
+    let model = shared.join("models/cifar10-resnet-akamaster/resnet20-12fca82f.th");
+    let input = shared.join("golden/resnet20/input.npy");
+    let (model, input) = (model.to_str().unwrap(), input.to_str().unwrap());
+    let dir = scratch("sigkill");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_resnet-stiffness"))
+        .args(analyze_args(model, input, dir.to_str().unwrap()))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let mut args = analyze_args(model, input, dir.to_str().unwrap());
+    args.push("--resume");
+    let o = tool(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let records = record_set(&dir);
+    assert_eq!(records.len(), 8);
+    let mut keys: Vec<String> = records
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            format!("{} {} {}", v["block"], v["kind"], v["spectrum"])
+        })
+        .collect();
+    keys.dedup();
+    assert_eq!(keys.len(), 8, "no record doubled");
+}
+
+#[test]
+fn shards_merge_to_the_unsharded_run() {
+    let Some(shared) = shared() else { return };
+    let model = shared.join("models/cifar10-resnet-akamaster/resnet20-12fca82f.th");
+    let data = shared.join("data/cifar10-jpg/test");
+    let (model, data) = (model.to_str().unwrap(), data.to_str().unwrap());
+    let run = |out: &Path, shard: Option<&str>| {
+        let mut args = vec![
+            "analyze",
+            "--model",
+            model,
+            "--data",
+            data,
+            "--normalize",
+            "imagenet",
+            "--per-class",
+            "1",
+            "--blocks",
+            "layer3.2",
+            "--jacobian",
+            "block",
+            "--no-eval",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        if let Some(s) = shard {
+            args.extend(["--shard", s]);
+        }
+        let o = tool(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    let whole = scratch("shard-whole");
+    run(&whole, None);
+    let (a, b, merged) = (
+        scratch("shard-0"),
+        scratch("shard-1"),
+        scratch("shard-merged"),
+    );
+    run(&a, Some("0/2"));
+    run(&b, Some("1/2"));
+    let o = tool(&[
+        "merge",
+        "--out",
+        merged.to_str().unwrap(),
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(record_set(&merged), record_set(&whole));
+    assert_eq!(record_set(&whole).len(), 10, "one sample per class");
+    // A shard of another run (different seed) is refused.
+    let other = scratch("shard-other");
+    let manifest = std::fs::read_to_string(b.join("manifest.json")).unwrap();
+    std::fs::write(
+        other.join("manifest.json"),
+        manifest.replace("\"seed\": 0", "\"seed\": 9"),
+    )
+    .unwrap();
+    std::fs::copy(b.join("records.jsonl"), other.join("records.jsonl")).unwrap();
+    let o = tool(&[
+        "merge",
+        "--out",
+        scratch("shard-bad").to_str().unwrap(),
+        a.to_str().unwrap(),
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("seed"), "{}", stderr(&o));
+}
