@@ -28,17 +28,18 @@ pub struct BlockTiming {
     pub dense_s: Option<f64>,
 }
 
-/// The synthetic blocks: BasicBlocks and Bottlenecks with n from 512 to 16384.
+/// The synthetic blocks: BasicBlocks and Bottlenecks with n from 512 to 16384
+/// (BasicBlock C x H x H with C, H in {8, 16, 32}; Bottleneck 4w x H x H).
 pub fn cases(max_n: usize) -> Vec<(ResidualBlock, [usize; 3])> {
     let mut rng = Rng(2024);
     let mut out = Vec::new();
-    for (c, hw) in [(8, 8), (16, 16), (32, 16), (16, 32)] {
+    for (c, hw) in [(8, 8), (16, 8), (8, 16), (16, 16), (32, 16), (16, 32)] {
         out.push((
             random::basic(&mut rng, c, c, 1, Shortcut::Identity, Masks::Random),
             [c, hw, hw],
         ));
     }
-    for (w, hw) in [(8, 4), (16, 8), (32, 8), (64, 4), (64, 8)] {
+    for (w, hw) in [(8, 4), (16, 4), (32, 4), (16, 8), (32, 8), (64, 4), (64, 8)] {
         out.push((
             random::bottleneck(&mut rng, 4 * w, w, 1, Shortcut::Identity, Masks::Random),
             [4 * w, hw, hw],

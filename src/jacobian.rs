@@ -94,18 +94,23 @@ impl FootprintJacobian {
 
     /// Copy column `col`'s footprint out of the image of its coloured tangent.
     fn scatter_column(&mut self, col: usize, image: &[f64]) {
+        let start = self.offsets[col];
+        let rows: Vec<usize> = self.column_rows(col).collect();
+        for (k, row) in rows.into_iter().enumerate() {
+            self.values[start + k] = image[row];
+        }
+    }
+
+    /// The rows of column `col`'s footprint, in storage order (channel, h, w).
+    fn column_rows(&self, col: usize) -> impl Iterator<Item = usize> {
         let [c_out, h_out, w_out] = self.out_shape;
         let (rh, rw) = self.reaches(col);
-        let mut k = self.offsets[col];
-        for co in 0..c_out {
-            for ho in rh.lo..=rh.hi {
+        (0..c_out).flat_map(move |co| {
+            (rh.lo..=rh.hi).flat_map(move |ho| {
                 let row = (co * h_out + ho as usize) * w_out;
-                for wo in rw.lo..=rw.hi {
-                    self.values[k] = image[row + wo as usize];
-                    k += 1;
-                }
-            }
-        }
+                (rw.lo..=rw.hi).map(move |wo| row + wo as usize)
+            })
+        })
     }
 
     fn reaches(&self, col: usize) -> (Interval, Interval) {
@@ -124,17 +129,9 @@ impl FootprintJacobian {
 
     /// Visit the stored entries of column `col` as (row, value).
     fn for_column(&self, col: usize, mut f: impl FnMut(usize, f64)) {
-        let [c_out, h_out, w_out] = self.out_shape;
-        let (rh, rw) = self.reaches(col);
-        let mut k = self.offsets[col];
-        for co in 0..c_out {
-            for ho in rh.lo..=rh.hi {
-                let row = (co * h_out + ho as usize) * w_out;
-                for wo in rw.lo..=rw.hi {
-                    f(row + wo as usize, self.values[k]);
-                    k += 1;
-                }
-            }
+        let values = &self.values[self.offsets[col]..self.offsets[col + 1]];
+        for (row, &v) in self.column_rows(col).zip(values) {
+            f(row, v);
         }
     }
 

@@ -62,11 +62,8 @@ struct ModelArgs {
     arch: Option<String>,
 }
 
-#[derive(Args)]
-struct DataArgs {
-    /// Data set: CIFAR bin/pickle folder or file, ImageFolder, IDX images, or images.npy (+ labels.npy).
-    #[arg(long)]
-    data: PathBuf,
+#[derive(Args, Clone)]
+struct DataOptions {
     /// Data format (auto-detected by default).
     #[arg(long, default_value = "auto")]
     format: String,
@@ -103,8 +100,11 @@ struct InspectArgs {
 struct EvalArgs {
     #[command(flatten)]
     model: ModelArgs,
+    /// Data set: CIFAR bin/pickle folder or file, ImageFolder, IDX images, or images.npy (+ labels.npy).
+    #[arg(long)]
+    data: PathBuf,
     #[command(flatten)]
-    data: DataArgs,
+    options: DataOptions,
     /// Evaluate only the first N images.
     #[arg(long)]
     limit: Option<usize>,
@@ -123,14 +123,8 @@ struct AnalyzeArgs {
     /// Analyse the input tensors of this .npy (N, C, H, W) instead of a data set.
     #[arg(long, conflicts_with = "data")]
     input_npy: Option<PathBuf>,
-    #[arg(long, default_value = "auto")]
-    format: String,
-    #[arg(long, default_value = "test")]
-    split: String,
-    #[arg(long, default_value = "none")]
-    normalize: String,
-    #[arg(long)]
-    channels: Option<usize>,
+    #[command(flatten)]
+    options: DataOptions,
     /// Samples per class (stratified, seeded).
     #[arg(long, default_value_t = 1)]
     per_class: usize,
@@ -233,22 +227,14 @@ fn load(args: &ModelArgs, dtype: DType) -> Result<LoadedModel> {
     model::load(&args.model, args.arch.as_deref(), dtype)
 }
 
-fn open_data(
-    path: &Path,
-    format: &str,
-    split: &str,
-    normalize: &str,
-    channels: Option<usize>,
-    resize: Option<usize>,
-    crop: Option<usize>,
-) -> Result<Dataset> {
-    let format: Format = format.parse()?;
-    let split: Split = split.parse()?;
+fn open_data(path: &Path, o: &DataOptions) -> Result<Dataset> {
+    let format: Format = o.format.parse()?;
+    let split: Split = o.split.parse()?;
     let transform = Transform {
-        resize,
-        center_crop: crop.map(|c| (c, c)),
-        channels,
-        normalize: normalize.parse::<Normalize>()?,
+        resize: o.resize,
+        center_crop: o.crop.map(|c| (c, c)),
+        channels: o.channels,
+        normalize: o.normalize.parse::<Normalize>()?,
     };
     Ok(Dataset::open_split(path, format, split, transform)?)
 }
@@ -328,17 +314,8 @@ fn bar(total: usize, what: &str) -> ProgressBar {
 
 fn eval_cmd(a: EvalArgs) -> Result<()> {
     let net = load(&a.model, DType::F32)?.model;
-    let d = &a.data;
-    let data = open_data(
-        &d.data,
-        &d.format,
-        &d.split,
-        &d.normalize,
-        d.channels,
-        d.resize,
-        d.crop,
-    )?;
-    eval::check_fit(&net, &data, &d.data.display().to_string())?;
+    let data = open_data(&a.data, &a.options)?;
+    eval::check_fit(&net, &data, &a.data.display().to_string())?;
     let n = a.limit.unwrap_or(data.len()).min(data.len());
     let indices: Vec<usize> = (0..n).collect();
     let pb = bar(n, "eval");
@@ -426,15 +403,7 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
         .map_err(Error::Usage)?;
     let filter: BlockFilter = a.blocks.parse().map_err(Error::Usage)?;
     let dataset = match (&a.data, &a.input_npy) {
-        (Some(path), None) => Some(open_data(
-            path,
-            &a.format,
-            &a.split,
-            &a.normalize,
-            a.channels,
-            None,
-            None,
-        )?),
+        (Some(path), None) => Some(open_data(path, &a.options)?),
         _ => None,
     };
     let (inputs, input_shape, data_path, class_names) = match (&dataset, &a.input_npy) {
@@ -469,11 +438,11 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
         arch: net.spec.name(),
         data_path: data_path.display().to_string(),
         data_format: if dataset.is_some() {
-            a.format.clone()
+            a.options.format.clone()
         } else {
             "npy-tensors".into()
         },
-        normalize: a.normalize.clone(),
+        normalize: a.options.normalize.clone(),
         input_shape,
         class_names: class_names.clone(),
         per_class: a.samples.is_none().then_some(a.per_class),
@@ -604,10 +573,14 @@ fn demo(a: DemoArgs) -> Result<()> {
         model: ModelArgs { model, arch: None },
         data: Some(data),
         input_npy: None,
-        format: "auto".into(),
-        split: "test".into(),
-        normalize: "none".into(),
-        channels: None,
+        options: DataOptions {
+            format: "auto".into(),
+            split: "test".into(),
+            normalize: "none".into(),
+            resize: None,
+            crop: None,
+            channels: None,
+        },
         per_class: a.per_class,
         samples: None,
         seed: 0,
