@@ -95,22 +95,28 @@ impl FootprintJacobian {
     /// Copy column `col`'s footprint out of the image of its coloured tangent.
     fn scatter_column(&mut self, col: usize, image: &[f64]) {
         let start = self.offsets[col];
-        let rows: Vec<usize> = self.column_rows(col).collect();
-        for (k, row) in rows.into_iter().enumerate() {
-            self.values[start + k] = image[row];
-        }
+        let mut values = std::mem::take(&mut self.values);
+        self.each_row(col, |k, row| values[start + k] = image[row]);
+        self.values = values;
     }
 
-    /// The rows of column `col`'s footprint, in storage order (channel, h, w).
-    fn column_rows(&self, col: usize) -> impl Iterator<Item = usize> {
+    /// Call `f(k, row)` for the k-th stored entry of column `col` and its row,
+    /// in storage order (output channel, h, w). Plain loops: this is the inner
+    /// loop of every matrix-vector product.
+    #[inline]
+    fn each_row(&self, col: usize, mut f: impl FnMut(usize, usize)) {
         let [c_out, h_out, w_out] = self.out_shape;
         let (rh, rw) = self.reaches(col);
-        (0..c_out).flat_map(move |co| {
-            (rh.lo..=rh.hi).flat_map(move |ho| {
+        let mut k = 0;
+        for co in 0..c_out {
+            for ho in rh.lo..=rh.hi {
                 let row = (co * h_out + ho as usize) * w_out;
-                (rw.lo..=rw.hi).map(move |wo| row + wo as usize)
-            })
-        })
+                for wo in rw.lo..=rw.hi {
+                    f(k, row + wo as usize);
+                    k += 1;
+                }
+            }
+        }
     }
 
     fn reaches(&self, col: usize) -> (Interval, Interval) {
@@ -128,11 +134,10 @@ impl FootprintJacobian {
     }
 
     /// Visit the stored entries of column `col` as (row, value).
+    #[inline]
     fn for_column(&self, col: usize, mut f: impl FnMut(usize, f64)) {
         let values = &self.values[self.offsets[col]..self.offsets[col + 1]];
-        for (row, &v) in self.column_rows(col).zip(values) {
-            f(row, v);
-        }
+        self.each_row(col, |k, row| f(row, values[k]));
     }
 
     /// y = J x (f64 accumulation).

@@ -29,6 +29,19 @@ use crate::spectrum::exact_spectrum;
 /// Largest n_out * n_in for which a dense SVD is attempted for sigma_min.
 const DENSE_SVD_LIMIT: usize = 4096 * 4096;
 
+/// Largest n for which a dense symmetric eigen-solve backs up Lanczos.
+const DENSE_SYMMETRIC_LIMIT: usize = 4096;
+
+/// Lanczos for extreme eigenvalues: the Ritz residual bounds the eigenvalue
+/// error, so 1e-8 relative is far below the float32 accuracy (~1e-7) of J.
+fn lanczos_options(max_iter: usize) -> LanczosOptions {
+    LanczosOptions {
+        tol: 1e-8,
+        max_iter,
+        ..LanczosOptions::default()
+    }
+}
+
 /// A record's metric fields, before sample and model identity are attached.
 #[derive(Debug, Clone, Default)]
 pub struct Measurement {
@@ -117,7 +130,7 @@ fn eigen(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Measurement> {
         neg_share: Some(e.neg_share),
         n_zero: Some(e.n_zero),
         spectral_radius: Some(e.spectral_radius),
-        soderlind: Some(soderlind(sym.0, sym.1)),
+        soderlind: sym.map(|(lo, hi)| soderlind(lo, hi)),
         euler_unstable_share: e.euler_unstable_share,
         relative_step: Some(lin.relative_step()?),
         eigenvalues: Some(all_values(&spectrum)),
@@ -125,19 +138,24 @@ fn eigen(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Measurement> {
     })
 }
 
-/// (mu_min, mu_max) of (J + J^T)/2: Lanczos, or dense if it does not converge.
-fn symmetric_extremes(jac: &FootprintJacobian) -> Result<(f64, f64)> {
+/// (mu_min, mu_max) of (J + J^T)/2 by Lanczos; if it does not converge, by a
+/// dense solve (n <= 4096) or a longer Lanczos run; `None` (reported as not
+/// computed, never as a number) if that fails too.
+fn symmetric_extremes(jac: &FootprintJacobian) -> Result<Option<(f64, f64)>> {
     let n = jac.n_cols();
     let matvec = |x: &[f64], y: &mut [f64]| jac.matvec(x, y);
     let rmatvec = |y: &[f64], x: &mut [f64]| jac.rmatvec(y, x);
-    let ext = match sym_part_extremes_lanczos(n, &matvec, &rmatvec, &LanczosOptions::default()) {
-        Ok(ext) => ext,
-        Err(_) => {
+    let ext = match sym_part_extremes_lanczos(n, &matvec, &rmatvec, &lanczos_options(400)) {
+        Ok(ext) => Some(ext),
+        Err(_) if n <= DENSE_SYMMETRIC_LIMIT => {
             let all: Vec<usize> = (0..n).collect();
-            sym_part_extremes_dense(jac.dense_submatrix(&all, &all).as_ref())?
+            Some(sym_part_extremes_dense(
+                jac.dense_submatrix(&all, &all).as_ref(),
+            )?)
         }
+        Err(_) => sym_part_extremes_lanczos(n, &matvec, &rmatvec, &lanczos_options(2000)).ok(),
     };
-    Ok((ext.mu_min, ext.mu_max))
+    Ok(ext.map(|e| (e.mu_min, e.mu_max)))
 }
 
 fn singular(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Measurement> {
@@ -151,9 +169,8 @@ fn singular(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Measurement> 
     let summary = if rank_bound < rows.min(cols) {
         let matvec = |x: &[f64], y: &mut [f64]| jac.matvec(x, y);
         let rmatvec = |y: &[f64], x: &mut [f64]| jac.rmatvec(y, x);
-        let sigma_max =
-            sigma_max_lanczos(rows, cols, &matvec, &rmatvec, &LanczosOptions::default())
-                .or_else(|_| dense_summary(&jac, Some(rank_bound)).map(|s| s.sigma_max))?;
+        let sigma_max = sigma_max_lanczos(rows, cols, &matvec, &rmatvec, &lanczos_options(400))
+            .or_else(|_| dense_summary(&jac, Some(rank_bound)).map(|s| s.sigma_max))?;
         SingularSummary {
             sigma_max,
             sigma_min: 0.0,

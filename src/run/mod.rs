@@ -397,7 +397,14 @@ impl Job<'_> {
 
 /// The canonical record order: by sample, block depth, kind, spectrum variant.
 pub fn sort_records(records: &mut [Record]) {
-    records.sort_by(|a, b| (a.sample, a.block_index, a.kind, a.spectrum).cmp(&(b.sample, b.block_index, b.kind, b.spectrum)));
+    records.sort_by(|a, b| {
+        (a.sample, a.block_index, a.kind, a.spectrum).cmp(&(
+            b.sample,
+            b.block_index,
+            b.kind,
+            b.spectrum,
+        ))
+    });
 }
 
 /// Refuse to resume or merge runs whose options differ.
