@@ -35,8 +35,63 @@ enum Command {
     Merge(MergeArgs),
     /// Tables, figures and a Markdown/HTML report from record directories.
     Report(ReportArgs),
+    /// Train a ResNet with SGD (checkpoints every epoch as safetensors; resumable).
+    Train(TrainArgs),
     /// Time Jacobian assembly and eigen-solves (with and without reductions) and evaluation throughput.
     Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Architecture: resnet18/34/50/101/152 (torchvision) or resnet20/32/44/56/110 (CIFAR).
+    #[arg(long)]
+    arch: String,
+    /// Training data (its train split when a folder holds both).
+    #[arg(long)]
+    data: PathBuf,
+    /// Output folder for checkpoints and the training state.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 30)]
+    epochs: usize,
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 0.1)]
+    lr: f64,
+    /// cosine or step (x0.1 at epochs E/2 and 3E/4).
+    #[arg(long, default_value = "cosine")]
+    schedule: String,
+    #[arg(long, default_value_t = 5e-4)]
+    weight_decay: f64,
+    /// Nesterov momentum (momentum is 0.9).
+    #[arg(long)]
+    nesterov: bool,
+    /// Linear warm-up epochs.
+    #[arg(long, default_value_t = 0)]
+    warmup_epochs: usize,
+    /// crop-flip (random crop with padding, horizontal flip) or none.
+    #[arg(long, default_value = "crop-flip")]
+    augment: String,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Continue the run in --out (bit-for-bit on the same seed).
+    #[arg(long)]
+    resume: bool,
+    /// Write a checkpoint every N epochs (and after the last).
+    #[arg(long, default_value_t = 1)]
+    checkpoint_every: usize,
+    /// Held-out data (default: the test split of --data).
+    #[arg(long)]
+    eval_data: Option<PathBuf>,
+    /// Use only the first N images of the training and held-out data.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Input channels (default: from the data; 3 with greyscale data replicates it).
+    #[arg(long)]
+    in_channels: Option<usize>,
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 #[derive(Args)]
@@ -213,6 +268,7 @@ fn main() -> ExitCode {
         Command::Merge(a) => merge(a),
         Command::Report(a) => report(a),
         Command::Bench(a) => bench(a),
+        Command::Train(a) => train(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -310,6 +366,15 @@ fn bar(total: usize, what: &str) -> ProgressBar {
     bar.set_prefix(what.to_string());
     bar.enable_steady_tick(Duration::from_millis(500));
     bar
+}
+
+/// A line above the progress bar, or on stderr when the bar is hidden (not a terminal).
+fn say(pb: &ProgressBar, line: String) {
+    if pb.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        pb.println(line);
+    }
 }
 
 fn eval_cmd(a: EvalArgs) -> Result<()> {
@@ -603,6 +668,52 @@ fn demo(a: DemoArgs) -> Result<()> {
         format: "md,html".into(),
     })?;
     println!("report: {}", report_dir.join("report.md").display());
+    Ok(())
+}
+
+fn train(a: TrainArgs) -> Result<()> {
+    use resnet_stiffness::train::{self, TrainConfig};
+    let config = TrainConfig {
+        arch: a.arch,
+        data: a.data,
+        out: a.out,
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        lr: a.lr,
+        schedule: a.schedule.parse()?,
+        weight_decay: a.weight_decay,
+        nesterov: a.nesterov,
+        warmup_epochs: a.warmup_epochs,
+        augment: a.augment.parse()?,
+        seed: a.seed,
+        resume: a.resume,
+        checkpoint_every: a.checkpoint_every,
+        eval_data: a.eval_data,
+        limit: a.limit,
+        in_channels: a.in_channels,
+        threads: a.threads,
+    };
+    let pb = bar(0, "train");
+    let summary = train::train(&config, &mut |p| {
+        pb.set_length(p.total_steps as u64);
+        pb.set_position(p.step as u64);
+        pb.set_message(format!(
+            "epoch {}/{} loss {:.4} acc {:.3} lr {:.4} {:.0} img/s",
+            p.epoch, p.epochs, p.loss, p.accuracy, p.lr, p.images_per_sec
+        ));
+        if let Some(e) = &p.finished {
+            say(&pb, format!(
+                "epoch {}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | {:.0} s, {:.0} img/s",
+                e.epoch, e.loss, e.train_acc, e.test_loss, e.test_acc, e.seconds, e.images_per_sec
+            ));
+        }
+    })?;
+    pb.finish_and_clear();
+    println!(
+        "final test accuracy {:.4}; model {}",
+        summary.final_test_acc,
+        summary.model_path.display()
+    );
     Ok(())
 }
 

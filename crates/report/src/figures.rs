@@ -125,6 +125,16 @@ pub fn fit_line(points: &[(f64, f64)]) -> Option<(f64, f64)> {
     })
 }
 
+/// A tick label: [`short`], with positions within 1e-12 of zero (rounding
+/// noise such as -2.2e-16 of a tick at zero) shown as 0.
+pub fn tick(x: f64) -> String {
+    if x.abs() < 1e-12 {
+        "0".into()
+    } else {
+        short(x)
+    }
+}
+
 /// Compact number for ticks and legends: 3 significant digits, scientific
 /// outside [1e-3, 1e4).
 pub fn short(x: f64) -> String {

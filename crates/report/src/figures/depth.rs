@@ -1,7 +1,7 @@
 //! Figure 1: a metric against block depth, mean with 95% interval, one line
 //! per model.
 
-use super::{de, font, padded_range, short, Figure, PALETTE};
+use super::{de, font, padded_range, tick, Figure, PALETTE};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -73,7 +73,7 @@ impl Figure for DepthFigure {
                     String::new()
                 }
             })
-            .y_label_formatter(&|y| short(*y))
+            .y_label_formatter(&|y| tick(*y))
             .label_style(font(15))
             .axis_desc_style(font(17))
             .light_line_style(WHITE.mix(0.0))

@@ -1,7 +1,7 @@
 //! Figure 2: eigenvalues of one sample and block in the complex plane, with
 //! the forward-Euler stability disk |1 + z| <= 1 for the residual branch.
 
-use super::{de, font, short, Figure, PALETTE};
+use super::{de, font, tick, Figure, PALETTE};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -69,8 +69,8 @@ impl Figure for EigenFigure {
             .configure_mesh()
             .x_desc("Re λ")
             .y_desc("Im λ")
-            .x_label_formatter(&|x| short(*x))
-            .y_label_formatter(&|y| short(*y))
+            .x_label_formatter(&|x| tick(*x))
+            .y_label_formatter(&|y| tick(*y))
             .label_style(font(15))
             .axis_desc_style(font(17))
             .light_line_style(WHITE.mix(0.0))

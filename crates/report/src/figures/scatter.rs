@@ -2,7 +2,7 @@
 //! panel per block, with the least-squares line and Pearson r, p in the
 //! legend.
 
-use super::{de, fit_line, font, padded_range, pval, short, Figure, PALETTE};
+use super::{de, fit_line, font, padded_range, pval, short, tick, Figure, PALETTE};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -90,8 +90,8 @@ fn draw_panel<DB: DrawingBackend>(
         .y_desc(&fig.y_label)
         .x_labels(5)
         .y_labels(5)
-        .x_label_formatter(&|x| short(*x))
-        .y_label_formatter(&|y| short(*y))
+        .x_label_formatter(&|x| tick(*x))
+        .y_label_formatter(&|y| tick(*y))
         .label_style(font(12))
         .axis_desc_style(font(13))
         .light_line_style(WHITE.mix(0.0))
