@@ -107,6 +107,8 @@ fn coloured_jacobian_equals_unit_jvps_and_finite_differences() {
 #[test]
 fn reduced_spectrum_equals_dense_spectrum() {
     let mut rng = Rng(11);
+    // (block kind solved through the active outputs, block kind solved through the low-rank cut)
+    let mut paths = (0, 0);
     for masks in [Masks::Random, Masks::AllOn, Masks::AllOff] {
         for seed in 0..3 {
             for (block, shape) in blocks(&mut rng, masks) {
@@ -129,7 +131,68 @@ fn reduced_spectrum_equals_dense_spectrum() {
                     );
                     assert_eq!(info.n, lin.n());
                     assert!(info.solved_size <= info.n);
+                    if kind == JacobianKind::Block && info.n_active > 0 {
+                        if info.solved_size == info.n_active {
+                            paths.0 += 1;
+                        } else {
+                            paths.1 += 1;
+                        }
+                    }
                 }
+            }
+        }
+    }
+    assert!(
+        paths.0 > 0 && paths.1 > 0,
+        "both reduction paths exercised: {paths:?}"
+    );
+}
+
+/// Söderlind's number and the singular-value summary of the analysis job
+/// against dense references on the full assembled Jacobian.
+#[test]
+fn soderlind_and_singular_values_match_dense_references() {
+    use resnet_stiffness::run::measure::measure;
+    use stiffness_report::record::SpectrumVariant;
+    use stiffness_spectrum::{singular_values, sym_part_extremes_dense};
+    let mut rng = Rng(5);
+    for (block, shape) in blocks(&mut rng, Masks::Random) {
+        let x = input(&mut rng, shape);
+        let lin = Linearization::new(&block, &block, &x).unwrap();
+        for kind in JacobianKind::ALL {
+            let m = measure(&lin, kind, SpectrumVariant::Exact).unwrap();
+            let jac = lin.jacobian(kind, None).unwrap();
+            let rows: Vec<usize> = (0..jac.n_rows()).collect();
+            let cols: Vec<usize> = (0..jac.n_cols()).collect();
+            let dense = jac.dense_submatrix(&rows, &cols);
+            if lin.is_square() {
+                let ext = sym_part_extremes_dense(dense.as_ref()).unwrap();
+                let want = 0.5 * (ext.mu_min + ext.mu_max);
+                let got = m.soderlind.expect("soderlind");
+                let scale = ext.mu_max.abs().max(ext.mu_min.abs());
+                assert!(
+                    (got - want).abs() <= 1e-7 * scale,
+                    "{} {kind:?}: {got} vs {want}",
+                    block.name
+                );
+            } else {
+                let sigma = singular_values(dense.as_ref()).unwrap();
+                let want_max = sigma[0];
+                let got_max = m.sigma_max.unwrap();
+                assert!(
+                    (got_max - want_max).abs() <= 1e-7 * want_max,
+                    "{} {kind:?}: {got_max} vs {want_max}",
+                    block.name
+                );
+                let smallest = *sigma.last().unwrap();
+                let got_min = m.sigma_min.unwrap();
+                // Exact zero when rank is provably deficient; else the dense value.
+                assert!(
+                    got_min == 0.0 && smallest <= 1e-9 * want_max
+                        || (got_min - smallest).abs() <= 1e-9 * want_max,
+                    "{} {kind:?}: sigma_min {got_min} vs dense {smallest}",
+                    block.name
+                );
             }
         }
     }
