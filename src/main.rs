@@ -762,14 +762,7 @@ fn merge(a: MergeArgs) -> Result<()> {
     }
     let mut seen = std::collections::BTreeSet::new();
     records.retain(|r| seen.insert(r.key()));
-    records.sort_by(|x, y| {
-        (x.sample, x.block_index, x.kind, x.spectrum).cmp(&(
-            y.sample,
-            y.block_index,
-            y.kind,
-            y.spectrum,
-        ))
-    });
+    run::sort_records(&mut records);
     std::fs::create_dir_all(&a.out).map_err(|e| Error::io("cannot create", &a.out, e))?;
     let mut manifest = manifests[0].clone();
     manifest.shard = None;

@@ -34,15 +34,21 @@ fn sorted_real_parts(path: &Path) -> Vec<f64> {
     re
 }
 
-#[test]
-fn resnet20_block_spectra_match_pytorch() {
-    let Some(shared) = shared() else { return };
+/// The golden folder, ResNet20 in float32 and float64, and metrics.json.
+fn resnet20(shared: &Path) -> (std::path::PathBuf, model::ResNet, model::ResNet, Value) {
     let dir = shared.join("golden/resnet20");
     let path = shared.join("models/cifar10-resnet-akamaster/resnet20-12fca82f.th");
     let net32 = model::load(&path, None, DType::F32).unwrap().model;
     let net64 = model::load(&path, None, DType::F64).unwrap().model;
-    let metrics: Value =
+    let metrics =
         serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap();
+    (dir, net32, net64, metrics)
+}
+
+#[test]
+fn resnet20_block_spectra_match_pytorch() {
+    let Some(shared) = shared() else { return };
+    let (dir, net32, net64, metrics) = resnet20(&shared);
     for name in ["layer3.2", "layer2.2"] {
         let i = net32.blocks.iter().position(|b| b.name == name).unwrap();
         let x = npy_tensor(&dir.join(format!("blocks/{name}.in.npy")), DType::F32);
@@ -136,12 +142,7 @@ fn resnet20_block_spectra_match_pytorch() {
 #[test]
 fn resnet20_paper_compatible_spectrum_matches_pytorch() {
     let Some(shared) = shared() else { return };
-    let dir = shared.join("golden/resnet20");
-    let path = shared.join("models/cifar10-resnet-akamaster/resnet20-12fca82f.th");
-    let net32 = model::load(&path, None, DType::F32).unwrap().model;
-    let net64 = model::load(&path, None, DType::F64).unwrap().model;
-    let metrics: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap();
+    let (dir, net32, net64, metrics) = resnet20(&shared);
     let want = &metrics["blocks"]["layer3.2"]["paper_compatible"];
     let i = net32
         .blocks

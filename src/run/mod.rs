@@ -382,14 +382,7 @@ impl Job<'_> {
     /// records.csv, sorted by (sample, block, kind, variant), from records.jsonl.
     fn write_csv(&self, dir: &Path) -> Result<()> {
         let mut records = stiffness_report::record::read_records(dir)?;
-        records.sort_by(|a, b| {
-            (a.sample, a.block_index, a.kind, a.spectrum).cmp(&(
-                b.sample,
-                b.block_index,
-                b.kind,
-                b.spectrum,
-            ))
-        });
+        sort_records(&mut records);
         let csv = records_csv(&records).map_err(Error::Numerical)?;
         Ok(atomic_write(&dir.join(RECORDS_CSV), &csv)?)
     }
@@ -397,14 +390,7 @@ impl Job<'_> {
 
 /// The canonical record order: by sample, block depth, kind, spectrum variant.
 pub fn sort_records(records: &mut [Record]) {
-    records.sort_by(|a, b| {
-        (a.sample, a.block_index, a.kind, a.spectrum).cmp(&(
-            b.sample,
-            b.block_index,
-            b.kind,
-            b.spectrum,
-        ))
-    });
+    records.sort_by_key(|r| (r.sample, r.block_index, r.kind, r.spectrum));
 }
 
 /// Refuse to resume or merge runs whose options differ.
