@@ -54,7 +54,7 @@ pub fn diverging(r: f64) -> RGBColor {
 
 const LEFT: u32 = 130;
 const TOP: u32 = 110;
-const BOTTOM: u32 = 46;
+const BOTTOM: u32 = 62;
 const CELL: (u32, u32) = (124, 30);
 
 /// A metric name split at an underscore into at most two balanced lines.
@@ -73,7 +73,7 @@ impl Figure for HeatmapFigure {
 
     fn size(&self) -> (u32, u32) {
         let w = LEFT + 20 + CELL.0 * self.cols.len() as u32;
-        (w.max(820), TOP + BOTTOM + CELL.1 * self.rows.len() as u32)
+        (w.max(1000), TOP + BOTTOM + CELL.1 * self.rows.len() as u32)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
@@ -104,12 +104,16 @@ impl Figure for HeatmapFigure {
             root.draw_text(&a, &head, (x, y - 22)).map_err(de)?;
             root.draw_text(&b, &head, (x, y - 6)).map_err(de)?;
         }
-        let legend = format!(
-            "block (rows, input to output) x metric (columns); colour: Pearson r across labels, blue −1 … white 0 … red +1; * = BH q < {}; n/c = not computable; – = not applicable",
-            self.alpha
-        );
+        let legend = [
+            "block (rows, input to output) x metric (columns); colour: Pearson r across labels, blue −1 … white 0 … red +1".to_string(),
+            format!("* = BH q < {}; n/c = not computable; – = not applicable", self.alpha),
+        ];
         let (_, y) = at(0.0, 0.0);
-        root.draw_text(&legend, &font(13), (12, y + 14)).map_err(de)
+        for (k, line) in legend.iter().enumerate() {
+            root.draw_text(line, &font(13), (12, y + 12 + 18 * k as i32))
+                .map_err(de)?;
+        }
+        Ok(())
     }
 }
 
