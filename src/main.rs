@@ -519,9 +519,16 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
         tolerance: "1e-6 * max(1, rho)".into(),
         shard,
         created: now_rfc3339(),
-        extra: [("spectra".to_string(), serde_json::json!(variants))]
-            .into_iter()
-            .collect(),
+        extra: [
+            ("spectra", serde_json::json!(variants)),
+            ("split", serde_json::json!(a.options.split)),
+            ("resize", serde_json::json!(a.options.resize)),
+            ("crop", serde_json::json!(a.options.crop)),
+            ("channels", serde_json::json!(a.options.channels)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
     };
     let job = Job {
         model: net,
