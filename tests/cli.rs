@@ -261,3 +261,46 @@ fn shards_merge_to_the_unsharded_run() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("seed"), "{}", stderr(&o));
 }
+
+#[test]
+fn analyze_rejects_bad_options_and_inputs_with_exit_2() {
+    let Some(shared) = shared() else { return };
+    let model = shared.join("models/cifar10-resnet-akamaster/resnet20-12fca82f.th");
+    let input = shared.join("golden/resnet20/input.npy");
+    let dir = scratch("analyze-bad");
+    let flat = dir.join("flat.npy");
+    stiffness_checkpoint::npy::write_npy_f32(&flat, &[4, 5], &[0.0; 20]).unwrap();
+    let junk = dir.join("junk.npy");
+    std::fs::write(&junk, b"not an npy file").unwrap();
+    let out = dir.join("out");
+    let (model, input, out) = (
+        model.to_str().unwrap(),
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--input-npy", flat.to_str().unwrap()], "flat.npy"),
+        (vec!["--input-npy", junk.to_str().unwrap()], "junk.npy"),
+        (vec!["--input-npy", input, "--shard", "3/2"], "--shard"),
+        (
+            vec!["--input-npy", input, "--blocks", "layer9.9"],
+            "layer9.9",
+        ),
+        (
+            vec!["--input-npy", input, "--jacobian", "hessian"],
+            "hessian",
+        ),
+        (
+            vec!["--input-npy", input, "--spectrum", "approximate"],
+            "approximate",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let mut args = vec!["analyze", "--model", model, "--out", out];
+        args.extend(extra);
+        let o = tool(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    }
+}
