@@ -14,8 +14,10 @@
 //! Either way the dense problem has size min(a, m) (block) or m (residual),
 //! not n. [`dense_spectrum`] solves the full n x n matrix for verification.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use num_complex::Complex64;
-use stiffness_spectrum::Spectrum;
+use stiffness_spectrum::{Par, Spectrum};
 
 use crate::error::{Error, Result};
 use crate::linearize::Linearization;
@@ -121,7 +123,27 @@ fn solve(matrix: &faer::Mat<f64>, shift: f64, exact: Vec<(Complex64, usize)>) ->
     if matrix.nrows() == 0 {
         return Ok(Spectrum::new(Vec::new(), exact));
     }
-    Ok(Spectrum::shifted(matrix.as_ref(), shift, exact)?)
+    let threads = SOLVER_THREADS.load(Ordering::Relaxed);
+    let par = if threads > 1 {
+        Par::rayon(threads)
+    } else {
+        Par::Seq
+    };
+    let solved = stiffness_spectrum::eigenvalues(matrix.as_ref(), par)?;
+    Ok(Spectrum::new(
+        solved.into_iter().map(|z| z + shift).collect(),
+        exact,
+    ))
+}
+
+/// Threads inside one dense eigen-solve (1 = sequential, the default: the
+/// analysis job parallelises across samples). The job raises it when fewer
+/// samples than worker threads remain, so that a single image uses every core.
+static SOLVER_THREADS: AtomicUsize = AtomicUsize::new(1);
+
+/// Set the number of threads inside one dense eigen-solve (at least 1).
+pub fn set_solver_threads(threads: usize) {
+    SOLVER_THREADS.store(threads.max(1), Ordering::Relaxed);
 }
 
 fn zero() -> Complex64 {

@@ -226,6 +226,9 @@ impl Job<'_> {
             .copied()
             .filter(|&s| !self.sample_done(&log, s))
             .collect();
+        // Cores that the samples cannot occupy go into the eigen-solves.
+        let workers = rayon::current_num_threads();
+        crate::spectrum::set_solver_threads(workers / todo.len().clamp(1, workers));
         progress.start(
             todo.len() * self.blocks.len(),
             (samples.len() - todo.len()) * self.blocks.len(),
