@@ -13,10 +13,12 @@ use candle_core::{DType, Device, Tensor};
 use crate::model::layers::{BatchNorm, BatchNormParams, Branch, Conv2d, Layer};
 use crate::model::{ArchSpec, ResidualBlock, Shortcut};
 
-/// SplitMix64 with uniform and roughly normal draws.
+/// SplitMix64: a small, well-mixed, reproducible generator, with bounded,
+/// uniform and roughly normal draws.
 pub struct Rng(pub u64);
 
 impl Rng {
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -25,6 +27,19 @@ impl Rng {
         z ^ (z >> 31)
     }
 
+    /// Uniform in 0..bound (bound > 0), by rejection (no modulo bias).
+    pub fn below(&mut self, bound: usize) -> usize {
+        let bound = bound as u64;
+        let zone = u64::MAX - u64::MAX % bound;
+        loop {
+            let v = self.next_u64();
+            if v < zone {
+                return (v % bound) as usize;
+            }
+        }
+    }
+
+    /// Uniform in [0, 1) with 53 random bits.
     pub fn uniform(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }

@@ -8,34 +8,11 @@
 
 use stiffness_report::record::Shard;
 
-/// SplitMix64: a small, well-mixed, reproducible generator.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in 0..bound (bound > 0), by rejection (no modulo bias).
-    fn below(&mut self, bound: usize) -> usize {
-        let bound = bound as u64;
-        let zone = u64::MAX - u64::MAX % bound;
-        loop {
-            let v = self.next();
-            if v < zone {
-                return (v % bound) as usize;
-            }
-        }
-    }
-}
+use crate::model::random::Rng;
 
 /// Shuffle `items` in place (Fisher-Yates) with a generator seeded by `seed`.
 fn shuffle(items: &mut [usize], seed: u64) {
-    let mut rng = SplitMix64(seed);
+    let mut rng = Rng(seed);
     for i in (1..items.len()).rev() {
         items.swap(i, rng.below(i + 1));
     }

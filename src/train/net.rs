@@ -28,7 +28,7 @@ use stiffness_checkpoint::{SourceDType, StateDict};
 use crate::error::{Error, Result};
 use crate::model::arch::BlockSpec;
 use crate::model::layers::BN_EPS;
-use crate::model::{ArchSpec, BlockType, Family, ResNet, WeightSource};
+use crate::model::{ArchSpec, BlockType, Family, ResNet, Shortcut, WeightSource};
 use crate::train::ops;
 use crate::train::rng::{Purpose, Stream};
 
@@ -207,7 +207,10 @@ impl Network {
             let s = self.conv(&format!("{}.downsample.0", b.name), x, b.stride)?;
             self.batch_norm(&format!("{}.downsample.1", b.name), &s, stats)?
         } else if b.stride != 1 || b.in_channels != out_channels {
-            option_a(x, (out_channels - b.in_channels) / 2)?
+            Shortcut::OptionA {
+                pad: (out_channels - b.in_channels) / 2,
+            }
+            .forward(x)?
         } else {
             x.clone()
         };
@@ -309,17 +312,4 @@ impl Network {
 
 fn tensor(shape: Vec<usize>, values: Vec<f32>) -> Result<stiffness_checkpoint::Tensor> {
     stiffness_checkpoint::Tensor::new(shape, values).map_err(|e| Error::Model(e.to_string()))
-}
-
-/// He et al. option A: `x[:, :, ::2, ::2]` zero-padded with `pad` channels on each side.
-fn option_a(x: &Tensor, pad: usize) -> Result<Tensor> {
-    let (_, _, h, w) = x.dims4()?;
-    let every_other = |len: usize| -> Result<Tensor> {
-        let idx: Vec<u32> = (0..len as u32).step_by(2).collect();
-        Ok(Tensor::from_vec(idx, len.div_ceil(2), &Device::Cpu)?)
-    };
-    let sub = x
-        .index_select(&every_other(h)?, 2)?
-        .index_select(&every_other(w)?, 3)?;
-    Ok(sub.pad_with_zeros(1, pad, pad)?)
 }

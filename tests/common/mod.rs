@@ -40,22 +40,19 @@ pub fn npy_tensor(path: &std::path::Path, dtype: DType) -> Tensor {
         .unwrap()
 }
 
+/// A tensor's values, flattened, in f64.
+pub fn flat64(t: &Tensor) -> Vec<f64> {
+    t.to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap()
+}
+
 /// max|a - b| / max|b|.
 pub fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
-    let a = a
-        .to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f64>()
-        .unwrap();
-    let b = b
-        .to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f64>()
-        .unwrap();
+    let (a, b) = (flat64(a), flat64(b));
     assert_eq!(a.len(), b.len());
     let diff = a
         .iter()
