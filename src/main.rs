@@ -84,7 +84,7 @@ struct TrainArgs {
     /// Held-out data (default: the test split of --data).
     #[arg(long)]
     eval_data: Option<PathBuf>,
-    /// Use only the first N images of the training and held-out data.
+    /// Use only N images, spread evenly over the training and over the held-out data.
     #[arg(long)]
     limit: Option<usize>,
     /// Input channels (default: from the data; 3 with greyscale data replicates it).
@@ -356,6 +356,10 @@ fn parse_size(s: Option<&str>, default: usize) -> Result<(usize, usize)> {
     }
 }
 
+/// How often a long job logs a status line when its progress bar is hidden
+/// (stderr is not a terminal, e.g. redirected to a log file).
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
 fn bar(total: usize, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(total as u64);
     let style =
@@ -414,22 +418,47 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// The CLI's progress bar for the analysis job.
-struct JobBar(ProgressBar);
+/// The CLI's progress bar for the analysis job; with the bar hidden, a
+/// status line every [`LOG_EVERY`].
+struct JobBar {
+    bar: ProgressBar,
+    last_line: std::sync::Mutex<std::time::Instant>,
+}
+
+impl JobBar {
+    fn new(bar: ProgressBar) -> Self {
+        let last_line = std::sync::Mutex::new(std::time::Instant::now());
+        Self { bar, last_line }
+    }
+}
 
 impl run::Progress for JobBar {
     fn start(&self, total: usize, skipped: usize) {
-        self.0.set_length(total as u64);
+        self.bar.set_length(total as u64);
         if skipped > 0 {
-            self.0.println(format!(
-                "resuming: {skipped} (sample, block) units already done"
-            ));
+            say(
+                &self.bar,
+                format!("resuming: {skipped} (sample, block) units already done"),
+            );
         }
     }
 
     fn unit_done(&self, block: &str, seconds: f64) {
-        self.0.set_message(format!("last: {block} {seconds:.1}s"));
-        self.0.inc(1);
+        let status = format!("last: {block} {seconds:.1}s");
+        self.bar.inc(1);
+        if self.bar.is_hidden() {
+            let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
+            if last.elapsed() >= LOG_EVERY {
+                *last = std::time::Instant::now();
+                eprintln!(
+                    "{}/{} units, {status}, ETA {} s",
+                    self.bar.position(),
+                    self.bar.length().unwrap_or(0),
+                    self.bar.eta().as_secs()
+                );
+            }
+        }
+        self.bar.set_message(status);
     }
 }
 
@@ -544,7 +573,7 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
         write_eval_once(&a.out, net, data)?;
     }
     let pb = bar(0, "analyze");
-    let written = job.run(&a.out, &inputs, a.resume, &JobBar(pb.clone()))?;
+    let written = job.run(&a.out, &inputs, a.resume, &JobBar::new(pb.clone()))?;
     pb.finish_and_clear();
     if a.json && a.input_npy.is_some() {
         for r in stiffness_report::record::read_records(&a.out)? {
@@ -701,13 +730,22 @@ fn train(a: TrainArgs) -> Result<()> {
         threads: a.threads,
     };
     let pb = bar(0, "train");
+    let mut last_line = std::time::Instant::now();
     let summary = train::train(&config, &mut |p| {
-        pb.set_length(p.total_steps as u64);
-        pb.set_position(p.step as u64);
-        pb.set_message(format!(
+        let status = format!(
             "epoch {}/{} loss {:.4} acc {:.3} lr {:.4} {:.0} img/s",
             p.epoch, p.epochs, p.loss, p.accuracy, p.lr, p.images_per_sec
-        ));
+        );
+        pb.set_length(p.total_steps as u64);
+        pb.set_position(p.step as u64);
+        if pb.is_hidden() && last_line.elapsed() >= LOG_EVERY {
+            last_line = std::time::Instant::now();
+            eprintln!(
+                "step {}/{} {status} ETA {:.0} s",
+                p.step, p.total_steps, p.eta_secs
+            );
+        }
+        pb.set_message(status);
         if let Some(e) = &p.finished {
             say(&pb, format!(
                 "epoch {}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | {:.0} s, {:.0} img/s",

@@ -182,6 +182,93 @@ fn im2col_convolution_and_pool_match_candle() {
     assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
 }
 
+/// Largest |a - b| over all entries.
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+/// Training-mode batch norm composed of candle ops (mean, centred variance,
+/// broadcast affine map; candle differentiates it): output and batch moments.
+fn composed_batch_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor) -> (Tensor, Tensor, Tensor) {
+    let c = gamma.dims1().unwrap();
+    let m = x.mean_keepdim((0, 2, 3)).unwrap();
+    let centred = x.broadcast_sub(&m).unwrap();
+    let v = centred.sqr().unwrap().mean_keepdim((0, 2, 3)).unwrap();
+    let inv_std = (&v + 1e-5).unwrap().sqrt().unwrap().recip().unwrap();
+    let scale = inv_std
+        .broadcast_mul(&gamma.reshape((1, c, 1, 1)).unwrap())
+        .unwrap();
+    let y = centred
+        .broadcast_mul(&scale)
+        .unwrap()
+        .broadcast_add(&beta.reshape((1, c, 1, 1)).unwrap())
+        .unwrap();
+    (y, m, v)
+}
+
+/// The fused f32 batch norm against the same formula composed of candle ops
+/// in f64, on values with a large common offset (so that centring matters):
+/// outputs, batch moments and the gradients for x, gamma and beta agree to
+/// 1e-5 relative to the largest entry (f32 rounding).
+#[test]
+fn fused_batch_norm_matches_composed_f64_reference() {
+    let dims = (3, 4, 5, 6);
+    let n = 3 * 4 * 5 * 6;
+    let values: Vec<f32> = uniform(7, n).iter().map(|v| 3.0 * v + 10.0).collect();
+    let inputs = [
+        Tensor::from_vec(values, dims, &Device::Cpu).unwrap(),
+        Tensor::from_vec(uniform(8, 4), 4, &Device::Cpu).unwrap(),
+        Tensor::from_vec(uniform(9, 4), 4, &Device::Cpu).unwrap(),
+    ];
+    let vars = |dtype: DType| -> Vec<Var> {
+        inputs
+            .iter()
+            .map(|t| Var::from_tensor(&t.to_dtype(dtype).unwrap()).unwrap())
+            .collect()
+    };
+    let (ours, exact) = (vars(DType::F32), vars(DType::F64));
+    let (y, mean, var) = ops::batch_norm_train(&ours[0], &ours[1], &ours[2], 1e-5).unwrap();
+    let (y_ref, m_ref, v_ref) = composed_batch_norm(&exact[0], &exact[1], &exact[2]);
+    let agree = |a: &Tensor, b: &Tensor| {
+        let b = b.to_dtype(DType::F32).unwrap();
+        let size = b
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let diff = max_abs_diff(a, &b);
+        assert!(diff <= 1e-5 * size.max(1.0), "{a} vs {b}: {diff}");
+    };
+    agree(&y, &y_ref);
+    agree(
+        &Tensor::new(mean, &Device::Cpu).unwrap(),
+        &m_ref.flatten_all().unwrap(),
+    );
+    agree(
+        &Tensor::new(var, &Device::Cpu).unwrap(),
+        &v_ref.flatten_all().unwrap(),
+    );
+
+    let probe = Tensor::from_vec(uniform(10, n), dims, &Device::Cpu).unwrap();
+    let grads = |y: &Tensor| {
+        let p = probe.to_dtype(y.dtype()).unwrap();
+        (y * p).unwrap().sum_all().unwrap().backward().unwrap()
+    };
+    let (g, g_ref) = (grads(&y), grads(&y_ref));
+    for (a, b) in ours.iter().zip(&exact) {
+        agree(g.get(a).unwrap(), g_ref.get(b).unwrap());
+    }
+}
+
 #[test]
 fn gradients_match_finite_differences() {
     let net = tiny_net(1);
@@ -627,7 +714,13 @@ fn export_default_model() {
         augment: Augment::None,
         seed: 0,
     };
-    let (f16_loss, f16_acc) = train::evaluate(&loaded.model, &data, data.len(), &loader).unwrap();
+    let (f16_loss, f16_acc) = train::evaluate(
+        &loaded.model,
+        &data,
+        &(0..data.len()).collect::<Vec<_>>(),
+        &loader,
+    )
+    .unwrap();
     let cfg = &state.config;
     let command = format!(
         "resnet-stiffness train --arch {} --data {} --out {} --epochs {} --batch-size {} --lr {} \

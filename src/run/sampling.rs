@@ -45,6 +45,16 @@ pub fn uniform(len: usize, count: usize, seed: u64) -> Vec<usize> {
     all
 }
 
+/// `count` indices spread evenly over 0..len, floor(i len / count) for
+/// i < count (all of 0..len when count >= len), so that a subset of a
+/// class-sorted image folder still holds every class.
+pub fn evenly_spaced(len: usize, count: usize) -> Vec<usize> {
+    let count = count.min(len);
+    (0..count)
+        .map(|i| (i as u128 * len as u128 / count as u128) as usize)
+        .collect()
+}
+
 /// The part of `samples` that shard `shard` owns.
 pub fn shard(samples: &[usize], shard: Option<Shard>) -> Vec<usize> {
     match shard {
@@ -61,6 +71,18 @@ pub fn shard(samples: &[usize], shard: Option<Shard>) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evenly_spaced_covers_the_range() {
+        assert_eq!(evenly_spaced(10, 4), vec![0, 2, 5, 7]);
+        assert_eq!(evenly_spaced(3, 5), vec![0, 1, 2]);
+        assert_eq!(evenly_spaced(7, 7), (0..7).collect::<Vec<_>>());
+        let labels: Vec<usize> = (0..50_000).map(|i| i / 5000).collect();
+        let picked = evenly_spaced(labels.len(), 100);
+        for label in 0..10 {
+            assert_eq!(picked.iter().filter(|&&i| labels[i] == label).count(), 10);
+        }
+    }
 
     #[test]
     fn stratified_takes_k_per_label_deterministically() {

@@ -226,22 +226,14 @@ impl Network {
 
     /// Training-mode batch norm (module docs), recording the batch statistics.
     fn batch_norm(&self, prefix: &str, x: &Tensor, stats: &mut Vec<BatchStats>) -> Result<Tensor> {
-        let (b, c, h, w) = x.dims4()?;
-        let gamma = self
-            .var(&format!("{prefix}.weight"))?
-            .reshape((1, c, 1, 1))?;
-        let beta = self.var(&format!("{prefix}.bias"))?.reshape((1, c, 1, 1))?;
-        let mean = x.mean_keepdim((0, 2, 3))?;
-        let centred = x.broadcast_sub(&mean)?;
-        let var = centred.sqr()?.mean_keepdim((0, 2, 3))?;
-        let inv_std = (&var + BN_EPS)?.sqrt()?.recip()?;
-        let y = centred
-            .broadcast_mul(&inv_std.broadcast_mul(&gamma)?)?
-            .broadcast_add(&beta)?;
+        let (b, _, h, w) = x.dims4()?;
+        let gamma = self.var(&format!("{prefix}.weight"))?;
+        let beta = self.var(&format!("{prefix}.bias"))?;
+        let (y, mean, var) = ops::batch_norm_train(x, &gamma, &beta, BN_EPS)?;
         stats.push(BatchStats {
             name: prefix.to_string(),
-            mean: mean.detach().flatten_all()?.to_vec1()?,
-            var: var.detach().flatten_all()?.to_vec1()?,
+            mean,
+            var,
             count: b * h * w,
         });
         Ok(y)

@@ -15,7 +15,7 @@
 //! Max pooling pads with -inf (PyTorch); its gradient goes to the first
 //! maximum of each window in row-major order (PyTorch's CPU tie rule).
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Window geometry shared by convolution and pooling (square kernel).
@@ -291,4 +291,159 @@ pub fn max_pool_3x3_s2(x: &Tensor) -> candle_core::Result<Tensor> {
         stride: 2,
         padding: 1,
     }))
+}
+
+/// Training-mode batch normalisation of (B, C, H, W) values, fused
+/// ([`crate::train::net`] module docs give the layer). With n = B*H*W values
+/// of channel c, mu and sigma2 their mean and biased variance (accumulated in
+/// f64), inv_std = 1 / sqrt(sigma2 + eps) and xhat = (x - mu) inv_std:
+///
+/// y = gamma xhat + beta,
+///
+/// and the backward pass is the closed form of the gradient through mu and
+/// sigma2 (upstream gradient dy):
+///
+/// dbeta = sum dy, dgamma = sum dy xhat,
+/// dx = gamma inv_std (dy - dbeta / n - xhat dgamma / n).
+///
+/// One pass per sum and one per output, parallel over channels and planes,
+/// instead of the dozen tensor-sized temporaries of the composed candle ops.
+#[derive(Debug, Clone)]
+struct BatchNorm {
+    mean: Vec<f32>,
+    inv_std: Vec<f32>,
+}
+
+/// Sum of `f(i)` over the flat indices i of channel `ci` of a (B, C, H, W) array, in f64.
+fn channel_sum(&[b, c, h, w]: &[usize; 4], ci: usize, f: impl Fn(usize) -> f64) -> f64 {
+    let hw = h * w;
+    (0..b)
+        .map(|bi| {
+            let start = (bi * c + ci) * hw;
+            (start..start + hw).map(&f).sum::<f64>()
+        })
+        .sum()
+}
+
+/// A (B, C, H, W) array whose value at flat index i of channel c is `f(c, i)`.
+fn map_channels(&[b, c, h, w]: &[usize; 4], f: impl Fn(usize, usize) -> f32 + Sync) -> Vec<f32> {
+    let hw = h * w;
+    let mut out = vec![0f32; b * c * hw];
+    out.par_chunks_mut(hw).enumerate().for_each(|(p, plane)| {
+        for (j, v) in plane.iter_mut().enumerate() {
+            *v = f(p % c, p * hw + j);
+        }
+    });
+    out
+}
+
+/// The values of a CPU f32 tensor, borrowed (copied first only if strided).
+fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        candle_core::Storage::Cpu(cpu) => Ok(f(contiguous_f32(cpu, layout, "batch-norm")?)),
+        _ => candle_core::bail!("batch-norm: the trainer runs on the CPU only"),
+    }
+}
+
+impl CustomOp3 for BatchNorm {
+    fn name(&self) -> &'static str {
+        "batch-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        lx: &Layout,
+        gamma: &CpuStorage,
+        lg: &Layout,
+        beta: &CpuStorage,
+        lb: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let dims = dims4(lx, "batch-norm")?;
+        let x = contiguous_f32(x, lx, "batch-norm")?;
+        let gamma = contiguous_f32(gamma, lg, "batch-norm")?;
+        let beta = contiguous_f32(beta, lb, "batch-norm")?;
+        let scale: Vec<f32> = (0..dims[1]).map(|c| gamma[c] * self.inv_std[c]).collect();
+        let y = map_channels(&dims, |c, i| (x[i] - self.mean[c]) * scale[c] + beta[c]);
+        Ok((CpuStorage::F32(y), Shape::from(lx.dims())))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (b, c, h, w) = x.dims4()?;
+        let dims = [b, c, h, w];
+        let n = (b * h * w) as f64;
+        let gamma = gamma.to_vec1::<f32>()?;
+        let (dx, dgamma, dbeta) = with_values(x, |x| {
+            with_values(grad_res, |dy| {
+                let xhat = |ch: usize, i: usize| (x[i] - self.mean[ch]) * self.inv_std[ch];
+                let sums: Vec<(f64, f64)> = (0..c)
+                    .into_par_iter()
+                    .map(|ch| {
+                        let dbeta = channel_sum(&dims, ch, |i| f64::from(dy[i]));
+                        let dgamma = channel_sum(&dims, ch, |i| f64::from(dy[i] * xhat(ch, i)));
+                        (dbeta, dgamma)
+                    })
+                    .collect();
+                let dx = map_channels(&dims, |ch, i| {
+                    let (sb, sg) = sums[ch];
+                    gamma[ch]
+                        * self.inv_std[ch]
+                        * (dy[i] - (sb / n) as f32 - xhat(ch, i) * (sg / n) as f32)
+                });
+                let dgamma: Vec<f32> = sums.iter().map(|s| s.1 as f32).collect();
+                let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
+                (dx, dgamma, dbeta)
+            })
+        })??;
+        let device = x.device();
+        Ok((
+            Some(Tensor::from_vec(dx, (b, c, h, w), device)?),
+            Some(Tensor::from_vec(dgamma, c, device)?),
+            Some(Tensor::from_vec(dbeta, c, device)?),
+        ))
+    }
+}
+
+/// Training-mode batch norm of `x` (B, C, H, W) with per-channel `gamma` and
+/// `beta` (C): the output, and the batch mean and biased variance per channel.
+pub fn batch_norm_train(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+) -> candle_core::Result<(Tensor, Vec<f32>, Vec<f32>)> {
+    let (b, c, h, w) = x.dims4()?;
+    let dims = [b, c, h, w];
+    let n = (b * h * w) as f64;
+    let moments: Vec<(f64, f64)> = with_values(x, |x| {
+        (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                let mean = channel_sum(&dims, ch, |i| f64::from(x[i])) / n;
+                let var = channel_sum(&dims, ch, |i| (f64::from(x[i]) - mean).powi(2)) / n;
+                (mean, var)
+            })
+            .collect()
+    })?;
+    let mean: Vec<f32> = moments.iter().map(|m| m.0 as f32).collect();
+    let var: Vec<f32> = moments.iter().map(|m| m.1 as f32).collect();
+    let inv_std = moments
+        .iter()
+        .map(|m| (1.0 / (m.1 + eps).sqrt()) as f32)
+        .collect();
+    let op = BatchNorm {
+        mean: mean.clone(),
+        inv_std,
+    };
+    let y = x.contiguous()?.apply_op3(gamma, beta, op)?;
+    Ok((y, mean, var))
 }
