@@ -37,6 +37,9 @@ enum Command {
     Report(ReportArgs),
     /// Train a ResNet with SGD (checkpoints every epoch as safetensors; resumable).
     Train(TrainArgs),
+    /// Write a training run's weights as float16 (or float32) safetensors with a
+    /// training.json record, and score the written file on the held-out data.
+    Export(ExportArgs),
     /// Time Jacobian assembly and eigen-solves (with and without reductions) and evaluation throughput.
     Bench(BenchArgs),
 }
@@ -92,6 +95,22 @@ struct TrainArgs {
     in_channels: Option<usize>,
     #[arg(long)]
     threads: Option<usize>,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// A training run's --out folder.
+    #[arg(long)]
+    run: PathBuf,
+    /// Folder for model.safetensors and training.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// f16 (half the size) or f32.
+    #[arg(long, default_value = "f16")]
+    dtype: String,
+    /// Held-out data to score the file on (default: the run's).
+    #[arg(long)]
+    eval_data: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -269,6 +288,7 @@ fn main() -> ExitCode {
         Command::Report(a) => report(a),
         Command::Bench(a) => bench(a),
         Command::Train(a) => train(a),
+        Command::Export(a) => export(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -547,7 +567,7 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
         spectrum: variants[0],
         tolerance: "1e-6 * max(1, rho)".into(),
         shard,
-        created: now_rfc3339(),
+        created: run::now_rfc3339(),
         extra: [
             ("spectra", serde_json::json!(variants)),
             ("split", serde_json::json!(a.options.split)),
@@ -621,29 +641,6 @@ fn read_input_npy(path: &Path) -> Result<candle_core::Tensor> {
         &shape,
         &candle_core::Device::Cpu,
     )?)
-}
-
-fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 /// The bundled default: a torchvision ResNet18 trained by this tool on
@@ -759,6 +756,26 @@ fn train(a: TrainArgs) -> Result<()> {
         summary.final_test_acc,
         summary.model_path.display()
     );
+    Ok(())
+}
+
+fn export(a: ExportArgs) -> Result<()> {
+    use stiffness_checkpoint::safetensors::SaveDType;
+    let dtype = match a.dtype.as_str() {
+        "f16" => SaveDType::F16,
+        "f32" => SaveDType::F32,
+        other => return Err(Error::Usage(format!("--dtype {other}: expected f16 or f32"))),
+    };
+    let e = resnet_stiffness::train::export::export(&a.run, &a.out, dtype, a.eval_data.as_deref())?;
+    println!(
+        "{} epochs; held-out accuracy {:.2}% (run, float32), {:.2}% (file, {}), loss {:.4}",
+        e.epochs,
+        100.0 * e.run_accuracy,
+        100.0 * e.file_accuracy,
+        a.dtype,
+        e.file_loss
+    );
+    println!("wrote {} and {}", e.model_path.display(), e.record_path.display());
     Ok(())
 }
 

@@ -272,6 +272,8 @@ fn analyze_rejects_bad_options_and_inputs_with_exit_2() {
     stiffness_checkpoint::npy::write_npy_f32(&flat, &[4, 5], &[0.0; 20]).unwrap();
     let junk = dir.join("junk.npy");
     std::fs::write(&junk, b"not an npy file").unwrap();
+    let wide = dir.join("wide.npy");
+    stiffness_checkpoint::npy::write_npy_f32(&wide, &[1, 3, 8, 12], &[0.5; 288]).unwrap();
     let out = dir.join("out");
     let (model, input, out) = (
         model.to_str().unwrap(),
@@ -294,6 +296,10 @@ fn analyze_rejects_bad_options_and_inputs_with_exit_2() {
             vec!["--input-npy", input, "--spectrum", "approximate"],
             "approximate",
         ),
+        (
+            vec!["--input-npy", wide.to_str().unwrap(), "--spectrum", "both"],
+            "3x8x12",
+        ),
     ];
     for (extra, needle) in cases {
         let mut args = vec!["analyze", "--model", model, "--out", out];
@@ -302,5 +308,41 @@ fn analyze_rejects_bad_options_and_inputs_with_exit_2() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
         assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+        assert!(!Path::new(out).exists(), "{args:?} left {out}");
     }
+}
+
+/// `train`, then `export`; the command line that `export` records, run again
+/// into another folder, trains bit-identical weights (the run is a pure
+/// function of its options).
+#[test]
+fn exported_command_line_retrains_identical_weights() {
+    let Some(shared) = shared() else { return };
+    let data = shared.join("data/cifar10-jpg");
+    let dir = scratch("train-export");
+    let (run, again, model) = (dir.join("run"), dir.join("again"), dir.join("model"));
+    let (data, run_s, again_s) = (
+        data.to_str().unwrap(),
+        run.to_str().unwrap(),
+        again.to_str().unwrap(),
+    );
+    let o = tool(&[
+        "train", "--arch", "resnet8", "--data", data, "--out", run_s, "--epochs", "1",
+        "--batch-size", "16", "--limit", "64", "--threads", "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = tool(&["export", "--run", run_s, "--out", model.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("held-out accuracy"));
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("training.json")).unwrap()).unwrap();
+    let command = record["command"].as_str().unwrap().replace(run_s, again_s);
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    let o = tool(&args);
+    assert!(o.status.success(), "{command}: {}", stderr(&o));
+    let weights = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
+    assert!(weights(&run) == weights(&again), "{command} trained other weights");
+    let o = tool(&["export", "--run", run_s, "--out", again_s, "--dtype", "f8"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--dtype f8"), "{}", stderr(&o));
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor, Var};
 use resnet_stiffness::model::{self, ArchSpec};
+use stiffness_checkpoint::safetensors::SaveDType;
 use resnet_stiffness::train::{
     self, checkpoint, ops, Augment, Batch, Network, Schedule, Sgd, TrainConfig,
 };
@@ -428,7 +429,7 @@ fn loss_decreases_on_a_small_real_subset() {
         .exists();
     let dir = scratch("decrease");
     let data = if fashion {
-        eprintln!("loss test: Fashion-MNIST subset (first 640 training images)");
+        eprintln!("loss test: Fashion-MNIST subset (640 training images spread evenly)");
         PathBuf::from(FASHION)
     } else {
         eprintln!("loss test: synthetic separable data (Fashion-MNIST not found at {FASHION})");
@@ -465,6 +466,36 @@ fn loss_decreases_on_a_small_real_subset() {
         "held-out accuracy {}",
         summary.final_test_acc
     );
+}
+
+/// `export` writes the run's weights and a record, and scores the file as
+/// written: in float32 exactly the run's last held-out accuracy (same
+/// weights, same images), in float16 within 5 points on these 24 images.
+#[test]
+fn export_scores_the_written_file() {
+    let dir = scratch("export");
+    synthetic(&dir, 16, 72, 24);
+    let cfg = config(&dir, &dir.join("run"));
+    let summary = train::train(&cfg, &mut |_| {}).unwrap();
+    let f32_export = train::export::export(&cfg.out, &dir.join("f32"), SaveDType::F32, None).unwrap();
+    assert_eq!(f32_export.run_accuracy, summary.final_test_acc);
+    assert_eq!(f32_export.file_accuracy, summary.final_test_acc);
+    assert_eq!(
+        f32_export.file_loss.to_bits(),
+        summary.history.last().unwrap().test_loss.to_bits()
+    );
+    let f16_export = train::export::export(&cfg.out, &dir.join("f16"), SaveDType::F16, None).unwrap();
+    assert!((f16_export.file_accuracy - summary.final_test_acc).abs() <= 0.05);
+    let f16_bytes = std::fs::metadata(&f16_export.model_path).unwrap().len();
+    let f32_bytes = std::fs::metadata(&f32_export.model_path).unwrap().len();
+    assert!(f16_bytes * 10 < f32_bytes * 6, "{f16_bytes} vs {f32_bytes}");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&f16_export.record_path).unwrap()).unwrap();
+    assert_eq!(record["command"].as_str().unwrap(), cfg.command_line());
+    assert_eq!(record["history"].as_array().unwrap().len(), 2);
+    assert_eq!(record["final_test_acc_file"].as_f64(), Some(f16_export.file_accuracy));
+    let missing = train::export::export(&dir.join("nothing"), &dir.join("x"), SaveDType::F16, None);
+    assert!(missing.unwrap_err().to_string().contains("training state"));
 }
 
 #[test]
@@ -647,7 +678,8 @@ fn default_model_config() -> TrainConfig {
     }
 }
 
-/// Train the built-in default model (resumes an interrupted run), then export it:
+/// Train the built-in default model (resumes an interrupted run), then export it
+/// (as `resnet-stiffness export` does):
 /// `cargo test --release --test train -- --ignored train_default_model --nocapture`.
 #[test]
 #[ignore]
@@ -672,103 +704,11 @@ fn train_default_model() {
     })
     .unwrap();
     eprintln!("{summary:?}");
-    export_default_model();
+    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/fashion-mnist-resnet18");
+    let e = train::export::export(Path::new(DEFAULT_RUN), &assets, SaveDType::F16, None).unwrap();
+    eprintln!("float16 model: test accuracy {:.4}, loss {:.4}", e.file_accuracy, e.file_loss);
 }
 
-/// Write `assets/fashion-mnist-resnet18/` from the finished run in `DEFAULT_RUN`.
-#[test]
-#[ignore]
-fn export_default_model() {
-    use stiffness_checkpoint::safetensors::{save_safetensors, SaveDType};
-    let state: train::TrainState = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(DEFAULT_RUN).join(checkpoint::STATE_FILE)).unwrap(),
-    )
-    .unwrap();
-    let weights =
-        stiffness_checkpoint::load_state_dict(&Path::new(DEFAULT_RUN).join("model.safetensors"))
-            .unwrap()
-            .state;
-    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/fashion-mnist-resnet18");
-    std::fs::create_dir_all(&assets).unwrap();
-    let mut meta = std::collections::BTreeMap::new();
-    meta.insert("format".to_string(), "pt".to_string());
-    meta.insert("arch".to_string(), "resnet18".to_string());
-    meta.insert("dataset".to_string(), "fashion-mnist".to_string());
-    meta.insert(
-        "input".to_string(),
-        "1x28x28, ToTensor values in [0, 1], no normalisation".to_string(),
-    );
-    let path = assets.join("model.safetensors");
-    save_safetensors(&path, &weights, SaveDType::F16, &meta).unwrap();
-    // The accuracy of the float16 file as shipped, on the full test set.
-    let loaded = model::load(&path, None, DType::F32).unwrap();
-    let data = stiffness_data::Dataset::open_split(
-        Path::new(FASHION),
-        stiffness_data::Format::Auto,
-        stiffness_data::Split::Test,
-        stiffness_data::Transform::default(),
-    )
-    .unwrap();
-    let loader = train::Loader {
-        shape: [1, 28, 28],
-        augment: Augment::None,
-        seed: 0,
-    };
-    let (f16_loss, f16_acc) = train::evaluate(
-        &loaded.model,
-        &data,
-        &(0..data.len()).collect::<Vec<_>>(),
-        &loader,
-    )
-    .unwrap();
-    let cfg = &state.config;
-    let command = format!(
-        "resnet-stiffness train --arch {} --data {} --out {} --epochs {} --batch-size {} --lr {} \
-         --schedule cosine --weight-decay {} {}--warmup-epochs {} --augment none --seed {} --threads 2",
-        cfg.arch, FASHION, DEFAULT_RUN, cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay,
-        if cfg.nesterov { "--nesterov " } else { "" }, cfg.warmup_epochs, cfg.seed
-    );
-    let machine = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let date = std::process::Command::new("date")
-        .arg("-u")
-        .arg("+%Y-%m-%dT%H:%M:%SZ")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    let json = serde_json::json!({
-        "model": "torchvision ResNet18 (BasicBlock [2,2,2,2], 7x7/2 stem + 3x3/2 max pool), 1 input channel, 10 classes",
-        "dataset": "Fashion-MNIST (60,000 training images; evaluated on the 10,000 test images)",
-        "input": "1x28x28, pixel values / 255 (ToTensor), no normalisation",
-        "command": command,
-        "library_call": "resnet_stiffness::train::train with the TrainConfig below \
-            (cargo test --release --test train -- --ignored train_default_model --nocapture)",
-        "config": cfg,
-        "momentum": train::MOMENTUM,
-        "epochs": state.epoch,
-        "steps": state.step,
-        "history": state.history,
-        "final_test_acc_float32": state.history.last().map(|h| h.test_acc),
-        "final_test_acc_float16_file": f16_acc,
-        "final_test_loss_float16_file": f16_loss,
-        "weights_dtype": "float16 (trained in float32)",
-        "date": date,
-        "machine": format!("{machine}, {} threads used (shared with other jobs)", cfg.threads.unwrap_or(0)),
-    });
-    std::fs::write(
-        assets.join("training.json"),
-        serde_json::to_string_pretty(&json).unwrap() + "\n",
-    )
-    .unwrap();
-    eprintln!("float16 model: test accuracy {f16_acc:.4}, loss {f16_loss:.4}");
-}
 
 /// Gzip `bytes` into `path` with the system `gzip` (`-9 -n`: reproducible, no name or time).
 fn gzip_to(path: &Path, bytes: &[u8]) {

@@ -217,10 +217,11 @@ impl Job<'_> {
         resume: bool,
         progress: &dyn Progress,
     ) -> Result<usize> {
+        let samples = self.sample_ids(inputs)?;
+        self.check_square_for_paper_compat(inputs, &samples)?;
         std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
         self.check_or_write_manifest(dir, resume)?;
         let log = RecordLog::open(dir, resume)?;
-        let samples = self.sample_ids(inputs)?;
         let todo: Vec<usize> = samples
             .iter()
             .copied()
@@ -248,6 +249,34 @@ impl Job<'_> {
             Inputs::Data { indices, .. } => indices.clone(),
             Inputs::Tensors(t) => (0..t.dims4()?.0).collect(),
         })
+    }
+
+    /// The paper-compatible variant cuts the Jacobian into H_in x W_in slices
+    /// and needs square block inputs, which square images give (every block
+    /// strides both axes alike): refuse non-square ones before anything is
+    /// written, instead of failing part-way.
+    fn check_square_for_paper_compat(&self, inputs: &Inputs<'_>, samples: &[usize]) -> Result<()> {
+        if !self.variants.contains(&SpectrumVariant::PaperCompat) {
+            return Ok(());
+        }
+        let Some(&first) = samples.first() else {
+            return Ok(());
+        };
+        let (what, [c, h, w]) = match inputs {
+            Inputs::Data { data, .. } => (data.describe(first), data.get(first)?.shape),
+            Inputs::Tensors(t) => {
+                let (_, c, h, w) = t.dims4()?;
+                (format!("input tensor {first}"), [c, h, w])
+            }
+        };
+        if h == w {
+            return Ok(());
+        }
+        Err(Error::Usage(format!(
+            "{what}: the image is {c}x{h}x{w}, but --spectrum paper-compat needs square inputs \
+             (H_in x W_in slices with H_in = W_in); use --spectrum exact, or --resize/--crop to a \
+             square size"
+        )))
     }
 
     fn sample_done(&self, log: &RecordLog, sample: usize) -> bool {
@@ -455,6 +484,30 @@ fn save_eigenvalues(
     let pairs: Vec<[f64; 2]> = values.iter().map(|z| [z.re, z.im]).collect();
     stiffness_checkpoint::npy::write_npy_c128(&path, &[pairs.len()], &pairs)?;
     Ok(rel.to_string_lossy().into_owned())
+}
+
+/// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// `--shard I/N` (0 <= I < N).

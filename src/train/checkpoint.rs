@@ -108,14 +108,14 @@ pub fn load_state(out: &Path) -> Result<TrainState> {
     let path = path_in(out, STATE_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| {
         Error::io(
-            "--resume: cannot read the training state (was this folder written by `train`?)",
+            "cannot read the training state (was this folder written by `train`?)",
             &path,
             e,
         )
     })?;
     serde_json::from_str(&text).map_err(|e| {
         Error::Usage(format!(
-            "--resume: {} is not a valid training state: {e}",
+            "{} is not a valid training state: {e}",
             path.display()
         ))
     })

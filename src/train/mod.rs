@@ -18,6 +18,7 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod export;
 pub mod net;
 pub mod ops;
 pub mod rng;
@@ -106,6 +107,43 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The `train` command line that gives this configuration (with
+    /// `--resume` it continues the run in `out`).
+    pub fn command_line(&self) -> String {
+        let schedule = match self.schedule {
+            Schedule::Cosine => "cosine",
+            Schedule::Step => "step",
+        };
+        let augment = match self.augment {
+            Augment::CropFlip => "crop-flip",
+            Augment::None => "none",
+        };
+        let mut cmd = format!(
+            "resnet-stiffness train --arch {} --data {} --out {} --epochs {} --batch-size {} \
+             --lr {} --schedule {schedule} --warmup-epochs {} --weight-decay {} --augment {augment} \
+             --seed {}",
+            self.arch,
+            self.data.display(),
+            self.out.display(),
+            self.epochs,
+            self.batch_size,
+            self.lr,
+            self.warmup_epochs,
+            self.weight_decay,
+            self.seed
+        );
+        let flag = |on: bool, text: &str| if on { format!(" {text}") } else { String::new() };
+        let opt = |v: Option<String>, name: &str| v.map_or(String::new(), |v| format!(" {name} {v}"));
+        cmd += &flag(self.nesterov, "--nesterov");
+        cmd += &flag(self.checkpoint_every != 1, &format!("--checkpoint-every {}", self.checkpoint_every));
+        cmd += &opt(self.eval_data.as_ref().map(|p| p.display().to_string()), "--eval-data");
+        cmd += &opt(self.limit.map(|n| n.to_string()), "--limit");
+        cmd += &opt(self.in_channels.map(|n| n.to_string()), "--in-channels");
+        cmd += &opt(self.threads.map(|n| n.to_string()), "--threads");
+        cmd += &flag(self.resume, "--resume");
+        cmd
+    }
+
     /// Check the numbers; errors name the option.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Usage(m));

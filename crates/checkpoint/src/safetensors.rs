@@ -19,9 +19,8 @@ use crate::error::{bail, CheckpointError, FormatError};
 use crate::fsutil;
 use crate::state::{Scalar, StateDict, Tensor};
 use ::safetensors::tensor::Metadata;
-use ::safetensors::{Dtype, SafeTensors, View};
-use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use ::safetensors::{Dtype, SafeTensors};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Element type written by [`save_safetensors`] for floating-point tensors.
@@ -109,19 +108,45 @@ struct Encoded {
     data: Vec<u8>,
 }
 
-impl View for &Encoded {
-    fn dtype(&self) -> Dtype {
-        self.dtype
+impl Encoded {
+    /// The dtype's name in a safetensors header.
+    fn dtype_name(&self) -> &'static str {
+        match self.dtype {
+            Dtype::F16 => "F16",
+            Dtype::F32 => "F32",
+            _ => "I64",
+        }
     }
-    fn shape(&self) -> &[usize] {
-        &self.shape
+}
+
+/// The safetensors byte layout: the header length (u64, little-endian), a
+/// JSON header (`__metadata__`, then per tensor its dtype, shape and byte
+/// range) padded with spaces to a multiple of 8, then the tensors' bytes in
+/// the given order. The header's keys are sorted, so equal inputs give equal
+/// files (the `safetensors` crate writes metadata in hash order).
+fn serialize(encoded: &[(String, Encoded)], metadata: &BTreeMap<String, String>) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    if !metadata.is_empty() {
+        header.insert("__metadata__".into(), serde_json::json!(metadata));
     }
-    fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.data)
+    let mut offset = 0;
+    for (name, e) in encoded {
+        let end = offset + e.data.len();
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": e.dtype_name(), "shape": e.shape, "data_offsets": [offset, end]}),
+        );
+        offset = end;
     }
-    fn data_len(&self) -> usize {
-        self.data.len()
+    let mut text = serde_json::Value::Object(header).to_string().into_bytes();
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let mut bytes = Vec::with_capacity(8 + text.len() + offset);
+    bytes.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&text);
+    for (_, e) in encoded {
+        bytes.extend_from_slice(&e.data);
     }
+    bytes
 }
 
 /// Encodes a tensor: floating-point sources as `dtype`, integer and bool
@@ -182,9 +207,9 @@ pub fn save_safetensors(
         }
         encoded.push((name.to_string(), encode(tensor, dtype)));
     }
-    let info: HashMap<String, String> = metadata.clone().into_iter().collect();
-    let info = (!info.is_empty()).then_some(info);
-    let bytes = ::safetensors::serialize(encoded.iter().map(|(n, e)| (n.as_str(), e)), info)
-        .map_err(|e| bad_input(format!("cannot encode safetensors ({e})")))?;
+    if tensors.iter().any(|(name, _)| name == "__metadata__") {
+        return Err(bad_input("a tensor cannot be named __metadata__".into()));
+    }
+    let bytes = serialize(&encoded, metadata);
     fsutil::write_atomic(path, &bytes)
 }

@@ -88,3 +88,28 @@ fn inconsistent_tensor_is_refused() {
     );
     assert!(!path.exists());
 }
+
+/// Equal inputs give equal files: the header's keys (metadata included) are
+/// written sorted, and the `safetensors` crate itself accepts the layout.
+#[test]
+fn files_are_byte_reproducible_and_valid() {
+    let dir = common::temp_dir("st-repro");
+    let meta: BTreeMap<String, String> = (0..12)
+        .map(|i| (format!("key{i}"), format!("value {i}")))
+        .collect();
+    let state = sample_state();
+    let (a, b) = (dir.join("a.safetensors"), dir.join("b.safetensors"));
+    save_safetensors(&a, &state, SaveDType::F32, &meta).unwrap();
+    save_safetensors(&b, &state, SaveDType::F32, &meta).unwrap();
+    let bytes = std::fs::read(&a).unwrap();
+    assert_eq!(bytes, std::fs::read(&b).unwrap());
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    assert_eq!(header_len % 8, 0);
+    let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    assert_eq!(metadata.metadata().as_ref().unwrap().len(), 12);
+    let parsed = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(parsed.len(), 3);
+    let conv = parsed.tensor("conv1.weight").unwrap();
+    assert_eq!(conv.shape(), &[2, 3, 2, 2]);
+    assert_eq!(&conv.data()[..4], &(-11.5f32 / 7.0).to_le_bytes());
+}
