@@ -13,18 +13,32 @@ use candle_core::{DType, Device, Tensor};
 use crate::model::layers::{BatchNorm, BatchNormParams, Branch, Conv2d, Layer};
 use crate::model::{ArchSpec, ResidualBlock, Shortcut};
 
+/// SplitMix64's increment, 2^64 / phi.
+pub const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// SplitMix64's output function.
+pub fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Shuffle `items` in place (Fisher-Yates, from the last item down).
+pub fn shuffle<T>(items: &mut [T], rng: &mut Rng) {
+    for i in (1..items.len()).rev() {
+        items.swap(i, rng.below(i + 1));
+    }
+}
+
 /// SplitMix64: a small, well-mixed, reproducible generator, with bounded,
-/// uniform and roughly normal draws.
+/// uniform and normal draws.
 pub struct Rng(pub u64);
 
 impl Rng {
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0 = self.0.wrapping_add(GOLDEN);
+        mix64(self.0)
     }
 
     /// Uniform in 0..bound (bound > 0), by rejection (no modulo bias).
@@ -44,7 +58,14 @@ impl Rng {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    /// Sum of 4 uniforms, centred and scaled to unit variance.
+    /// Standard normal by the Box-Muller transform (exact in distribution).
+    pub fn gaussian(&mut self) -> f64 {
+        let u1 = 1.0 - self.uniform(); // (0, 1]
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
+    /// Sum of 4 uniforms, centred and scaled to unit variance (roughly normal, cheap).
     pub fn normal(&mut self) -> f64 {
         ((0..4).map(|_| self.uniform()).sum::<f64>() - 2.0) * 3f64.sqrt()
     }

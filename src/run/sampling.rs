@@ -8,15 +8,7 @@
 
 use stiffness_report::record::Shard;
 
-use crate::model::random::Rng;
-
-/// Shuffle `items` in place (Fisher-Yates) with a generator seeded by `seed`.
-fn shuffle(items: &mut [usize], seed: u64) {
-    let mut rng = Rng(seed);
-    for i in (1..items.len()).rev() {
-        items.swap(i, rng.below(i + 1));
-    }
-}
+use crate::model::random::{shuffle, Rng};
 
 /// K samples per label (all of a label if it has fewer), sorted by index.
 pub fn stratified(labels: &[usize], per_class: usize, seed: u64) -> Vec<usize> {
@@ -24,10 +16,8 @@ pub fn stratified(labels: &[usize], per_class: usize, seed: u64) -> Vec<usize> {
     let mut chosen: Vec<usize> = (0..classes)
         .flat_map(|label| {
             let mut mine: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == label).collect();
-            shuffle(
-                &mut mine,
-                seed ^ (label as u64).wrapping_mul(0xA24B_AED4_963E_E407),
-            );
+            let key = seed ^ (label as u64).wrapping_mul(0xA24B_AED4_963E_E407);
+            shuffle(&mut mine, &mut Rng(key));
             mine.truncate(per_class);
             mine
         })
@@ -39,7 +29,7 @@ pub fn stratified(labels: &[usize], per_class: usize, seed: u64) -> Vec<usize> {
 /// N samples drawn uniformly without replacement, sorted by index.
 pub fn uniform(len: usize, count: usize, seed: u64) -> Vec<usize> {
     let mut all: Vec<usize> = (0..len).collect();
-    shuffle(&mut all, seed);
+    shuffle(&mut all, &mut Rng(seed));
     all.truncate(count);
     all.sort_unstable();
     all

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use stiffness_data::Dataset;
 
 use crate::error::{Error, Result};
-use crate::train::rng::{Purpose, Stream};
+use crate::train::rng::{stream, Purpose};
 
 /// Training-time augmentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -122,9 +122,9 @@ impl Loader {
             (Some(e), Augment::CropFlip) => {
                 let [_, h, w] = self.shape;
                 let pad = crop_padding(h, w);
-                let mut rng = Stream::new(self.seed, Purpose::Augment, e as u64, i as u64);
-                let dy = rng.below(2 * pad as u64 + 1) as usize;
-                let dx = rng.below(2 * pad as u64 + 1) as usize;
+                let mut rng = stream(self.seed, Purpose::Augment, e as u64, i as u64);
+                let dy = rng.below(2 * pad + 1);
+                let dx = rng.below(2 * pad + 1);
                 let flip = rng.next_u64() >> 63 == 1;
                 Ok((
                     crop_flip(&sample.image, self.shape, pad, dy, dx, flip),

@@ -30,7 +30,7 @@ use crate::model::arch::BlockSpec;
 use crate::model::layers::BN_EPS;
 use crate::model::{ArchSpec, BlockType, Family, ResNet, Shortcut, WeightSource};
 use crate::train::ops;
-use crate::train::rng::{Purpose, Stream};
+use crate::train::rng::{stream, Purpose};
 
 /// PyTorch's default batch-norm momentum.
 pub const BN_MOMENTUM: f64 = 0.1;
@@ -77,7 +77,7 @@ impl Network {
         let head = spec.head_name();
         let mut values = BTreeMap::new();
         for (i, (name, shape)) in spec.expected_tensors().into_iter().enumerate() {
-            let mut rng = Stream::new(seed, Purpose::Init, i as u64, 0);
+            let mut rng = stream(seed, Purpose::Init, i as u64, 0);
             let numel: usize = shape.iter().product();
             let data: Vec<f32> = if name.starts_with(&format!("{head}.")) {
                 let fan_in = spec.feature_width() as f64;
@@ -87,7 +87,7 @@ impl Network {
                     .collect()
             } else if shape.len() == 4 {
                 let std = (2.0 / (shape[0] * shape[2] * shape[3]) as f64).sqrt();
-                (0..numel).map(|_| (rng.normal() * std) as f32).collect()
+                (0..numel).map(|_| (rng.gaussian() * std) as f32).collect()
             } else if name.ends_with(".weight") || name.ends_with(".running_var") {
                 vec![1.0; numel]
             } else {

@@ -2,8 +2,11 @@
 //! function of `(seed, purpose, a, b)`, so that a resumed run needs no RNG
 //! state beyond the seed and reproduces an uninterrupted run bit for bit.
 //!
-//! The generator is SplitMix64 (Steele, Lea and Flood 2014), started from a
-//! key that mixes the seed with the purpose and the two counters.
+//! The generator is the crate's SplitMix64 ([`Rng`]; Steele, Lea and Flood
+//! 2014), started from a key that mixes the seed with the purpose and the two
+//! counters.
+
+use crate::model::random::{mix64, shuffle, Rng, GOLDEN};
 
 /// What a random stream is used for; streams of different purposes never share a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,67 +19,19 @@ pub enum Purpose {
     Augment = 3,
 }
 
-/// SplitMix64's output function.
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
-
-/// A SplitMix64 stream.
-#[derive(Debug, Clone)]
-pub struct Stream {
-    state: u64,
-}
-
-impl Stream {
-    /// The stream for `(seed, purpose, a, b)`.
-    pub fn new(seed: u64, purpose: Purpose, a: u64, b: u64) -> Self {
-        let key = [purpose as u64, a, b]
-            .iter()
-            .fold(mix64(seed), |k, &x| mix64(k ^ x.wrapping_mul(GOLDEN)));
-        Stream { state: key }
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(GOLDEN);
-        mix64(self.state)
-    }
-
-    /// Uniform in [0, 1) with 53 random bits.
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform integer in 0..n (n > 0), by rejection (no modulo bias).
-    pub fn below(&mut self, n: u64) -> u64 {
-        let zone = u64::MAX - u64::MAX % n;
-        loop {
-            let x = self.next_u64();
-            if x < zone {
-                return x % n;
-            }
-        }
-    }
-
-    /// Standard normal by the Box-Muller transform.
-    pub fn normal(&mut self) -> f64 {
-        let u1 = 1.0 - self.uniform(); // (0, 1]
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
+/// The generator for `(seed, purpose, a, b)`: SplitMix64 started from the
+/// key mix(... mix(mix(seed) ^ purpose g) ^ a g ...) ^ b g), g = 2^64 / phi.
+pub fn stream(seed: u64, purpose: Purpose, a: u64, b: u64) -> Rng {
+    let key = [purpose as u64, a, b]
+        .iter()
+        .fold(mix64(seed), |k, &x| mix64(k ^ x.wrapping_mul(GOLDEN)));
+    Rng(key)
 }
 
 /// The order of `n` images in `epoch`: a Fisher-Yates shuffle of 0..n.
 pub fn permutation(seed: u64, epoch: usize, n: usize) -> Vec<usize> {
-    let mut rng = Stream::new(seed, Purpose::Shuffle, epoch as u64, 0);
     let mut order: Vec<usize> = (0..n).collect();
-    for i in (1..n).rev() {
-        let j = rng.below(i as u64 + 1) as usize;
-        order.swap(i, j);
-    }
+    shuffle(&mut order, &mut stream(seed, Purpose::Shuffle, epoch as u64, 0));
     order
 }
 
@@ -94,10 +49,29 @@ mod tests {
         assert_eq!(sorted, (0..100).collect::<Vec<_>>());
     }
 
+    /// The draws that fixed the shipped models' training (initialisation,
+    /// order, augmentation) stay the same.
     #[test]
-    fn normal_has_unit_variance() {
-        let mut rng = Stream::new(1, Purpose::Init, 0, 0);
-        let xs: Vec<f64> = (0..20000).map(|_| rng.normal()).collect();
+    fn streams_are_pinned() {
+        let mut r = stream(3, Purpose::Augment, 5, 7);
+        let bits: Vec<u64> = (0..3).map(|_| r.next_u64()).collect();
+        assert_eq!(
+            bits,
+            [6333642708511315533, 11269472306443353462, 6730167038301697586]
+        );
+        let below: Vec<usize> = (0..3).map(|_| r.below(10)).collect();
+        assert_eq!(below, [6, 9, 2]);
+        assert_eq!(r.uniform().to_bits(), 4603134435433822396);
+        assert_eq!(r.gaussian().to_bits(), 4593142958376964571);
+        let mut init = stream(0, Purpose::Init, 12, 0);
+        assert_eq!(init.gaussian().to_bits(), 4595798377878235242);
+        assert_eq!(permutation(7, 3, 10), [0, 8, 3, 9, 7, 6, 1, 4, 5, 2]);
+    }
+
+    #[test]
+    fn gaussian_has_unit_variance() {
+        let mut rng = stream(1, Purpose::Init, 0, 0);
+        let xs: Vec<f64> = (0..20000).map(|_| rng.gaussian()).collect();
         let mean = xs.iter().sum::<f64>() / xs.len() as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
         assert!(
