@@ -764,7 +764,11 @@ fn export(a: ExportArgs) -> Result<()> {
     let dtype = match a.dtype.as_str() {
         "f16" => SaveDType::F16,
         "f32" => SaveDType::F32,
-        other => return Err(Error::Usage(format!("--dtype {other}: expected f16 or f32"))),
+        other => {
+            return Err(Error::Usage(format!(
+                "--dtype {other}: expected f16 or f32"
+            )))
+        }
     };
     let e = resnet_stiffness::train::export::export(&a.run, &a.out, dtype, a.eval_data.as_deref())?;
     println!(
@@ -775,7 +779,11 @@ fn export(a: ExportArgs) -> Result<()> {
         a.dtype,
         e.file_loss
     );
-    println!("wrote {} and {}", e.model_path.display(), e.record_path.display());
+    println!(
+        "wrote {} and {}",
+        e.model_path.display(),
+        e.record_path.display()
+    );
     Ok(())
 }
 

@@ -327,8 +327,21 @@ fn exported_command_line_retrains_identical_weights() {
         again.to_str().unwrap(),
     );
     let o = tool(&[
-        "train", "--arch", "resnet8", "--data", data, "--out", run_s, "--epochs", "1",
-        "--batch-size", "16", "--limit", "64", "--threads", "2",
+        "train",
+        "--arch",
+        "resnet8",
+        "--data",
+        data,
+        "--out",
+        run_s,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--limit",
+        "64",
+        "--threads",
+        "2",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = tool(&["export", "--run", run_s, "--out", model.to_str().unwrap()]);
@@ -341,7 +354,10 @@ fn exported_command_line_retrains_identical_weights() {
     let o = tool(&args);
     assert!(o.status.success(), "{command}: {}", stderr(&o));
     let weights = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
-    assert!(weights(&run) == weights(&again), "{command} trained other weights");
+    assert!(
+        weights(&run) == weights(&again),
+        "{command} trained other weights"
+    );
     let o = tool(&["export", "--run", run_s, "--out", again_s, "--dtype", "f8"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--dtype f8"), "{}", stderr(&o));

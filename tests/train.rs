@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor, Var};
 use resnet_stiffness::model::{self, ArchSpec};
-use stiffness_checkpoint::safetensors::SaveDType;
 use resnet_stiffness::train::{
     self, checkpoint, ops, Augment, Batch, Network, Schedule, Sgd, TrainConfig,
 };
+use stiffness_checkpoint::safetensors::SaveDType;
 
 const FASHION: &str = "/usr/share/datasets/fashion-mnist";
 
@@ -477,14 +477,16 @@ fn export_scores_the_written_file() {
     synthetic(&dir, 16, 72, 24);
     let cfg = config(&dir, &dir.join("run"));
     let summary = train::train(&cfg, &mut |_| {}).unwrap();
-    let f32_export = train::export::export(&cfg.out, &dir.join("f32"), SaveDType::F32, None).unwrap();
+    let f32_export =
+        train::export::export(&cfg.out, &dir.join("f32"), SaveDType::F32, None).unwrap();
     assert_eq!(f32_export.run_accuracy, summary.final_test_acc);
     assert_eq!(f32_export.file_accuracy, summary.final_test_acc);
     assert_eq!(
         f32_export.file_loss.to_bits(),
         summary.history.last().unwrap().test_loss.to_bits()
     );
-    let f16_export = train::export::export(&cfg.out, &dir.join("f16"), SaveDType::F16, None).unwrap();
+    let f16_export =
+        train::export::export(&cfg.out, &dir.join("f16"), SaveDType::F16, None).unwrap();
     assert!((f16_export.file_accuracy - summary.final_test_acc).abs() <= 0.05);
     let f16_bytes = std::fs::metadata(&f16_export.model_path).unwrap().len();
     let f32_bytes = std::fs::metadata(&f32_export.model_path).unwrap().len();
@@ -493,7 +495,10 @@ fn export_scores_the_written_file() {
         serde_json::from_str(&std::fs::read_to_string(&f16_export.record_path).unwrap()).unwrap();
     assert_eq!(record["command"].as_str().unwrap(), cfg.command_line());
     assert_eq!(record["history"].as_array().unwrap().len(), 2);
-    assert_eq!(record["final_test_acc_file"].as_f64(), Some(f16_export.file_accuracy));
+    assert_eq!(
+        record["final_test_acc_file"].as_f64(),
+        Some(f16_export.file_accuracy)
+    );
     let missing = train::export::export(&dir.join("nothing"), &dir.join("x"), SaveDType::F16, None);
     assert!(missing.unwrap_err().to_string().contains("training state"));
 }
@@ -706,9 +711,11 @@ fn train_default_model() {
     eprintln!("{summary:?}");
     let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/fashion-mnist-resnet18");
     let e = train::export::export(Path::new(DEFAULT_RUN), &assets, SaveDType::F16, None).unwrap();
-    eprintln!("float16 model: test accuracy {:.4}, loss {:.4}", e.file_accuracy, e.file_loss);
+    eprintln!(
+        "float16 model: test accuracy {:.4}, loss {:.4}",
+        e.file_accuracy, e.file_loss
+    );
 }
-
 
 /// Gzip `bytes` into `path` with the system `gzip` (`-9 -n`: reproducible, no name or time).
 fn gzip_to(path: &Path, bytes: &[u8]) {

@@ -44,7 +44,9 @@ pub fn export(
     let state = checkpoint::load_state(run)?;
     let weights = stiffness_checkpoint::load_state_dict(&checkpoint::path_in(run, &state.weights))?;
     let config = TrainConfig {
-        eval_data: eval_data.map(Path::to_path_buf).or(state.config.eval_data.clone()),
+        eval_data: eval_data
+            .map(Path::to_path_buf)
+            .or(state.config.eval_data.clone()),
         resume: false,
         ..state.config.clone()
     };
@@ -95,10 +97,10 @@ fn record(
     file_accuracy: f64,
     file_loss: f64,
 ) -> serde_json::Value {
-    let held_out = config
-        .eval_data
-        .as_ref()
-        .map_or_else(|| format!("the test split of {}", config.data.display()), |p| p.display().to_string());
+    let held_out = config.eval_data.as_ref().map_or_else(
+        || format!("the test split of {}", config.data.display()),
+        |p| p.display().to_string(),
+    );
     serde_json::json!({
         "arch": config.arch,
         "dataset": config.data.display().to_string(),

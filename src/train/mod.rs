@@ -132,11 +132,24 @@ impl TrainConfig {
             self.weight_decay,
             self.seed
         );
-        let flag = |on: bool, text: &str| if on { format!(" {text}") } else { String::new() };
-        let opt = |v: Option<String>, name: &str| v.map_or(String::new(), |v| format!(" {name} {v}"));
+        let flag = |on: bool, text: &str| {
+            if on {
+                format!(" {text}")
+            } else {
+                String::new()
+            }
+        };
+        let opt =
+            |v: Option<String>, name: &str| v.map_or(String::new(), |v| format!(" {name} {v}"));
         cmd += &flag(self.nesterov, "--nesterov");
-        cmd += &flag(self.checkpoint_every != 1, &format!("--checkpoint-every {}", self.checkpoint_every));
-        cmd += &opt(self.eval_data.as_ref().map(|p| p.display().to_string()), "--eval-data");
+        cmd += &flag(
+            self.checkpoint_every != 1,
+            &format!("--checkpoint-every {}", self.checkpoint_every),
+        );
+        cmd += &opt(
+            self.eval_data.as_ref().map(|p| p.display().to_string()),
+            "--eval-data",
+        );
         cmd += &opt(self.limit.map(|n| n.to_string()), "--limit");
         cmd += &opt(self.in_channels.map(|n| n.to_string()), "--in-channels");
         cmd += &opt(self.threads.map(|n| n.to_string()), "--threads");

@@ -31,7 +31,10 @@ pub fn stream(seed: u64, purpose: Purpose, a: u64, b: u64) -> Rng {
 /// The order of `n` images in `epoch`: a Fisher-Yates shuffle of 0..n.
 pub fn permutation(seed: u64, epoch: usize, n: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
-    shuffle(&mut order, &mut stream(seed, Purpose::Shuffle, epoch as u64, 0));
+    shuffle(
+        &mut order,
+        &mut stream(seed, Purpose::Shuffle, epoch as u64, 0),
+    );
     order
 }
 
@@ -57,7 +60,11 @@ mod tests {
         let bits: Vec<u64> = (0..3).map(|_| r.next_u64()).collect();
         assert_eq!(
             bits,
-            [6333642708511315533, 11269472306443353462, 6730167038301697586]
+            [
+                6333642708511315533,
+                11269472306443353462,
+                6730167038301697586
+            ]
         );
         let below: Vec<usize> = (0..3).map(|_| r.below(10)).collect();
         assert_eq!(below, [6, 9, 2]);

@@ -6,27 +6,9 @@ use std::path::PathBuf;
 use candle_core::{DType, Device, Tensor};
 use stiffness_checkpoint::npy::read_npy;
 
-/// The shared data folder (`RESNET_STIFFNESS_SHARED`, else `../shared` next to the
-/// repository). `None` (with a loud note) when it is missing, unless
-/// `REQUIRE_SHARED_DATA=1`, in which case the test fails.
+/// The shared data folder with the golden outputs (see [`stiffness_testdata::shared`]).
 pub fn shared() -> Option<PathBuf> {
-    let dir = std::env::var_os("RESNET_STIFFNESS_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    if dir.join("golden").is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("REQUIRE_SHARED_DATA").as_deref() == Ok("1") {
-        panic!(
-            "shared data not found at {} (set RESNET_STIFFNESS_SHARED)",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "SKIPPED: shared data not found at {} (set RESNET_STIFFNESS_SHARED)",
-        dir.display()
-    );
-    None
+    stiffness_testdata::shared("golden")
 }
 
 /// A .npy file as a tensor of `dtype` (f32/f64 files).

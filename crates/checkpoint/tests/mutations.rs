@@ -186,7 +186,7 @@ fn corrupt_inputs_fail_cleanly() {
         let bytes = std::fs::read(fixtures.join(name)).unwrap();
         cases += mutate(name, pickle, &bytes, 100, 300, usize::MAX);
     }
-    if let Some(shared) = common::shared_dir("corrupt_inputs_fail_cleanly (real files)") {
+    if let Some(shared) = stiffness_testdata::shared("models") {
         let th = std::fs::read(shared.join("models/cifar10-resnet-akamaster/resnet20-12fca82f.th"))
             .unwrap();
         cases += mutate("resnet20.th", checkpoint, &th, 40, 150, 16_000);

@@ -123,7 +123,7 @@ fn version_2_and_3_headers() {
 
 #[test]
 fn reads_numpy_written_golden_files() {
-    let Some(shared) = common::shared_dir("reads_numpy_written_golden_files") else {
+    let Some(shared) = stiffness_testdata::shared("golden") else {
         return;
     };
     let golden = shared.join("golden/resnet20");

@@ -122,7 +122,7 @@ const AKAMASTER: [Expected; 4] = [
 
 #[test]
 fn akamaster_legacy_checkpoints_load() {
-    let Some(shared) = common::shared_dir("akamaster_legacy_checkpoints_load") else {
+    let Some(shared) = stiffness_testdata::shared("models") else {
         return;
     };
     for expected in &AKAMASTER {
@@ -157,7 +157,7 @@ fn akamaster_legacy_checkpoints_load() {
 
 #[test]
 fn resnet20_names_follow_the_architecture() {
-    let Some(shared) = common::shared_dir("resnet20_names_follow_the_architecture") else {
+    let Some(shared) = stiffness_testdata::shared("models") else {
         return;
     };
     let path = shared.join("models/cifar10-resnet-akamaster/resnet20-12fca82f.th");
@@ -182,7 +182,7 @@ fn resnet20_names_follow_the_architecture() {
 
 #[test]
 fn torchvision_float16_safetensors_loads() {
-    let Some(shared) = common::shared_dir("torchvision_float16_safetensors_loads") else {
+    let Some(shared) = stiffness_testdata::shared("golden") else {
         return;
     };
     let loaded = load_state_dict(&shared.join("golden/tv_resnet18/weights.safetensors")).unwrap();

@@ -6,7 +6,7 @@ use stiffness_data::{load_rgb, Dataset, Format, Normalize, Split, Transform, CIF
 
 #[test]
 fn cifar10_jpg_test_split() {
-    let Some(shared) = common::shared_dir("data/cifar10-jpg/test") else {
+    let Some(shared) = stiffness_testdata::shared("data/cifar10-jpg/test") else {
         return;
     };
     let root = shared.join("data/cifar10-jpg");

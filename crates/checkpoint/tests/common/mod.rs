@@ -4,30 +4,7 @@
 pub mod pickler;
 pub mod samples;
 
-use std::path::{Path, PathBuf};
-
-/// The shared data folder: `$RESNET_STIFFNESS_SHARED`, else `<workspace>/../shared`.
-///
-/// Returns `None` (after printing a SKIPPED line) when it is missing, unless
-/// `REQUIRE_SHARED_DATA=1`, in which case the test fails.
-pub fn shared_dir(test: &str) -> Option<PathBuf> {
-    let dir = match std::env::var_os("RESNET_STIFFNESS_SHARED") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    };
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    let required = std::env::var("REQUIRE_SHARED_DATA").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "{test}: shared data not found at {} and REQUIRE_SHARED_DATA=1; \
-         set RESNET_STIFFNESS_SHARED to the shared folder",
-        dir.display()
-    );
-    eprintln!("SKIPPED {test}: shared data not found at {}", dir.display());
-    None
-}
+use std::path::PathBuf;
 
 /// A fresh empty temporary directory for one test.
 pub fn temp_dir(test: &str) -> PathBuf {

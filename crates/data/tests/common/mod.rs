@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A fresh folder under the system temp dir, removed on drop.
@@ -71,25 +71,4 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     enc.write_all(bytes).unwrap();
     enc.finish().unwrap()
-}
-
-/// The shared data folder: env RESNET_STIFFNESS_SHARED, else
-/// `<workspace root>/../shared`. `None` (after printing SKIPPED) when it is
-/// missing, unless REQUIRE_SHARED_DATA=1, which makes it a failure.
-pub fn shared_dir(what: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("RESNET_STIFFNESS_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-            manifest.join("../../../shared")
-        });
-    if dir.join(what).exists() {
-        return Some(dir);
-    }
-    let msg = format!("shared data not found at {}", dir.join(what).display());
-    if std::env::var("REQUIRE_SHARED_DATA").as_deref() == Ok("1") {
-        panic!("{msg} (REQUIRE_SHARED_DATA=1); set RESNET_STIFFNESS_SHARED to the shared folder");
-    }
-    eprintln!("SKIPPED: {msg}");
-    None
 }
