@@ -32,6 +32,27 @@ impl Window {
         (len + 2 * self.padding).saturating_sub(self.kernel) / self.stride + 1
     }
 
+    /// Every tap of the window at output position (py, px) of a (C, H, W)
+    /// image that falls inside it: `f(col, pixel)` with col = (c k + dy) k + dx
+    /// the entry of the im2col row and pixel = (c H + iy) W + ix the image
+    /// value it copies (padding taps are skipped). [`Im2Col`] gathers along
+    /// these pairs and [`Col2Im`], its adjoint, scatter-adds along them.
+    fn taps(&self, [c, h, w]: [usize; 3], py: usize, px: usize, mut f: impl FnMut(usize, usize)) {
+        let k = self.kernel;
+        for ci in 0..c {
+            for dy in 0..k {
+                let Some(iy) = self.source(py, dy, h) else {
+                    continue;
+                };
+                for dx in 0..k {
+                    if let Some(ix) = self.source(px, dx, w) {
+                        f((ci * k + dy) * k + dx, (ci * h + iy) * w + ix);
+                    }
+                }
+            }
+        }
+    }
+
     /// Input coordinate of output position `o` and kernel offset `d`, if inside.
     fn source(&self, o: usize, d: usize, len: usize) -> Option<usize> {
         (o * self.stride + d)
@@ -86,18 +107,7 @@ impl CustomOp1 for Im2Col {
                 for py in 0..ho {
                     for px in 0..wo {
                         let cols = &mut dst[(py * wo + px) * row..(py * wo + px + 1) * row];
-                        for ci in 0..c {
-                            for dy in 0..k {
-                                let Some(iy) = win.source(py, dy, h) else {
-                                    continue;
-                                };
-                                for dx in 0..k {
-                                    if let Some(ix) = win.source(px, dx, w) {
-                                        cols[(ci * k + dy) * k + dx] = img[(ci * h + iy) * w + ix];
-                                    }
-                                }
-                            }
-                        }
+                        win.taps([c, h, w], py, px, |col, pixel| cols[col] = img[pixel]);
                     }
                 }
             });
@@ -152,19 +162,8 @@ impl CustomOp1 for Col2Im {
                 let src = &cols[bi * ho * wo * row..(bi + 1) * ho * wo * row];
                 for py in 0..ho {
                     for px in 0..wo {
-                        let col = &src[(py * wo + px) * row..(py * wo + px + 1) * row];
-                        for ci in 0..c {
-                            for dy in 0..k {
-                                let Some(iy) = win.source(py, dy, h) else {
-                                    continue;
-                                };
-                                for dx in 0..k {
-                                    if let Some(ix) = win.source(px, dx, w) {
-                                        img[(ci * h + iy) * w + ix] += col[(ci * k + dy) * k + dx];
-                                    }
-                                }
-                            }
-                        }
+                        let cols = &src[(py * wo + px) * row..(py * wo + px + 1) * row];
+                        win.taps([c, h, w], py, px, |col, pixel| img[pixel] += cols[col]);
                     }
                 }
             });
