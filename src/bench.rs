@@ -122,3 +122,30 @@ pub fn eval_throughput(arch: &str, size: usize, batches: usize) -> Result<f64> {
     }
     Ok((128 * batches) as f64 / start.elapsed().as_secs_f64())
 }
+
+/// Training images per second of `arch` (seeded initialisation, 10 classes)
+/// on random 3 x size x size batches of 128 with random labels: `steps` SGD
+/// steps (forward, backward, update) after one warm-up step, on the
+/// trainer's worker pool.
+pub fn train_throughput(arch: &str, size: usize, steps: usize) -> Result<f64> {
+    use crate::train::{self, Batch, Network, Sgd};
+    let spec = ArchSpec::preset(arch, 3, 10)?;
+    let mut net = Network::init(spec, 0)?;
+    let mut opt = Sgd::new(train::MOMENTUM, true, 5e-4);
+    let mut rng = Rng(5);
+    let batch = Batch {
+        images: (0..128 * 3 * size * size)
+            .map(|_| rng.uniform() as f32)
+            .collect(),
+        labels: (0..128).map(|_| rng.below(10) as u32).collect(),
+    };
+    let shape = [3, size, size];
+    train::worker_pool(None)?.install(|| {
+        train::train_step(&mut net, &mut opt, &batch, shape, 0.01)?;
+        let start = Instant::now();
+        for _ in 0..steps {
+            train::train_step(&mut net, &mut opt, &batch, shape, 0.01)?;
+        }
+        Ok((128 * steps) as f64 / start.elapsed().as_secs_f64())
+    })
+}

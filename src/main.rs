@@ -124,6 +124,9 @@ struct BenchArgs {
     /// Also time evaluation throughput of ResNet20 and ResNet18 at 32x32.
     #[arg(long)]
     eval: bool,
+    /// Also time training throughput (SGD steps, batch 128) of ResNet18, 34 and 50 at 32x32.
+    #[arg(long)]
+    train: bool,
 }
 
 #[derive(Args)]
@@ -792,6 +795,12 @@ fn bench(a: BenchArgs) -> Result<()> {
         for arch in ["resnet20", "resnet18"] {
             let rate = resnet_stiffness::bench::eval_throughput(arch, 32, 4)?;
             println!("eval {arch} 32x32: {rate:.0} images/s");
+        }
+    }
+    if a.train {
+        for arch in ["resnet18", "resnet34", "resnet50"] {
+            let rate = resnet_stiffness::bench::train_throughput(arch, 32, 5)?;
+            println!("train {arch} 32x32 batch 128: {rate:.0} images/s");
         }
     }
     println!(

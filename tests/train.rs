@@ -639,25 +639,6 @@ fn saved_checkpoint_reloads_with_the_same_logits() {
     assert_eq!(names, expected);
 }
 
-/// Images per second of ResNet18 training steps at 28x28 (batch 128).
-#[test]
-#[ignore]
-fn throughput_resnet18() {
-    let mut net = Network::init(ArchSpec::preset("resnet18", 1, 10).unwrap(), 0).unwrap();
-    let (batch, shape) = (tiny_batch(128, 28), [1, 28, 28]);
-    let mut opt = Sgd::new(0.9, false, 5e-4);
-    train::train_step(&mut net, &mut opt, &batch, shape, 0.1).unwrap();
-    let t = std::time::Instant::now();
-    for _ in 0..3 {
-        train::train_step(&mut net, &mut opt, &batch, shape, 0.1).unwrap();
-    }
-    let secs = t.elapsed().as_secs_f64() / 3.0;
-    eprintln!(
-        "resnet18 28x28 batch 128: {secs:.2} s/step, {:.0} images/s",
-        128.0 / secs
-    );
-}
-
 /// Where the default model's training run writes its checkpoints.
 const DEFAULT_RUN: &str = "/work/train-logs/default-run";
 

@@ -273,12 +273,18 @@ pub fn train_until(
     progress: &mut dyn FnMut(&TrainProgress),
 ) -> Result<TrainSummary> {
     config.validate()?;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(config.threads.unwrap_or(0))
+    let pool = worker_pool(config.threads)?;
+    Run::start(config, pool)?.go(until.min(config.epochs), progress)
+}
+
+/// The pool that training runs on: `threads` workers (default: one per
+/// core), each flushing subnormals to zero.
+pub fn worker_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.unwrap_or(0))
         .start_handler(|_| flush_subnormals_to_zero())
         .build()
-        .map_err(|e| Error::Usage(format!("--threads: cannot start the worker threads ({e})")))?;
-    Run::start(config, pool)?.go(until.min(config.epochs), progress)
+        .map_err(|e| Error::Usage(format!("--threads: cannot start the worker threads ({e})")))
 }
 
 /// Set the flush-to-zero and denormals-are-zero bits (FTZ, bit 15; DAZ,
