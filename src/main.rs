@@ -84,6 +84,10 @@ struct TrainArgs {
     /// Write a checkpoint every N epochs (and after the last).
     #[arg(long, default_value_t = 1)]
     checkpoint_every: usize,
+    /// Also save part-way through an epoch every M minutes (0: after every
+    /// step), so that an interrupted run loses at most M minutes.
+    #[arg(long, default_value_t = resnet_stiffness::train::DEFAULT_SAVE_MINUTES)]
+    save_minutes: f64,
     /// Held-out data (default: the test split of --data).
     #[arg(long)]
     eval_data: Option<PathBuf>,
@@ -724,6 +728,7 @@ fn train(a: TrainArgs) -> Result<()> {
         seed: a.seed,
         resume: a.resume,
         checkpoint_every: a.checkpoint_every,
+        save_minutes: a.save_minutes,
         eval_data: a.eval_data,
         limit: a.limit,
         in_channels: a.in_channels,

@@ -25,8 +25,6 @@ use crate::train::{EpochRecord, TrainConfig};
 
 /// Name of the training-state file in the output folder.
 pub const STATE_FILE: &str = "train_state.json";
-/// Name of the momentum-buffer file in the output folder.
-pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 /// Name of the latest-weights file in the output folder.
 pub const MODEL_FILE: &str = "model.safetensors";
 
@@ -45,6 +43,24 @@ pub struct TrainState {
     pub rng: String,
     pub config: TrainConfig,
     pub history: Vec<EpochRecord>,
+    /// Set when saved part-way through epoch `epoch + 1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<PartialEpoch>,
+}
+
+/// Progress through an unfinished epoch: a run resumed from it continues
+/// at batch `batches` with these running sums, so its history is the same
+/// as an uninterrupted run's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PartialEpoch {
+    /// Batches of the epoch done.
+    pub batches: usize,
+    /// Sum of their losses.
+    pub loss_sum: f64,
+    /// Correct training predictions among them.
+    pub correct: usize,
+    /// Wall-clock seconds spent on them.
+    pub seconds: f64,
 }
 
 /// The path of `name` in `out`.
@@ -57,6 +73,16 @@ pub fn epoch_file(epoch: usize) -> String {
     format!("epoch-{epoch:03}.safetensors")
 }
 
+/// The weights file of a save part-way through an epoch, after `step` steps.
+pub fn partial_file(step: usize) -> String {
+    format!("partial-step{step:07}.safetensors")
+}
+
+/// The momentum-buffer file of the save after `step` steps.
+pub fn optimizer_file(step: usize) -> String {
+    format!("optimizer-step{step:07}.safetensors")
+}
+
 fn metadata(state: &TrainState) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     m.insert("format".into(), "pt".into());
@@ -67,8 +93,10 @@ fn metadata(state: &TrainState) -> BTreeMap<String, String> {
     m
 }
 
-/// Write the epoch's weights, the latest weights, the momentum buffers and
-/// finally the state file.
+/// Write the weights named by `state`, the latest weights, the momentum
+/// buffers and, last, the state file, each atomically; then remove the
+/// mid-epoch and momentum files that the new state no longer names. A kill
+/// at any moment leaves a state whose files are complete.
 pub fn save(out: &Path, net: &Network, opt: &Sgd, state: &TrainState) -> Result<()> {
     let weights = net.state_dict()?;
     let meta = metadata(state);
@@ -85,12 +113,25 @@ pub fn save(out: &Path, net: &Network, opt: &Sgd, state: &TrainState) -> Result<
         SaveDType::F32,
         &meta,
     )?;
-    let json = serde_json::to_string_pretty(state)
-        .map_err(|e| Error::Numerical(format!("cannot encode the training state: {e}")))?;
-    let path = path_in(out, STATE_FILE);
-    let tmp = path_in(out, &format!("{STATE_FILE}.tmp"));
-    std::fs::write(&tmp, json).map_err(|e| Error::io("cannot write", &tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io("cannot write", &path, e))
+    crate::run::write_json(&path_in(out, STATE_FILE), state)?;
+    remove_stale(out, state);
+    Ok(())
+}
+
+/// Remove `partial-*` and `optimizer*` safetensors files that `state` does
+/// not name (best effort: a file left behind costs only disk space).
+fn remove_stale(out: &Path, state: &TrainState) {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = (name.starts_with("partial-") || name.starts_with("optimizer"))
+            && name.ends_with(".safetensors");
+        if ours && name != state.weights && name != state.optimizer {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn buffers(opt: &Sgd) -> Result<StateDict> {

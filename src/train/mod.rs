@@ -25,7 +25,7 @@ pub mod rng;
 pub mod sgd;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
 use stiffness_data::{Dataset, Format, Split, Transform};
@@ -33,7 +33,7 @@ use stiffness_data::{Dataset, Format, Split, Transform};
 use crate::error::{Error, Result};
 use crate::model::{ArchSpec, ResNet};
 use crate::run::sampling::evenly_spaced;
-pub use checkpoint::TrainState;
+pub use checkpoint::{PartialEpoch, TrainState};
 pub use data::{Augment, Batch, Loader};
 pub use net::{BatchStats, Network};
 pub use sgd::{LrSchedule, Schedule, Sgd, MOMENTUM};
@@ -69,6 +69,11 @@ pub struct TrainConfig {
     pub resume: bool,
     /// `--checkpoint-every`: write a checkpoint every N epochs (and after the last).
     pub checkpoint_every: usize,
+    /// `--save-minutes`: also save part-way through an epoch when this many
+    /// minutes have passed since the last save (0: after every step), so an
+    /// interrupted run loses at most that much work.
+    #[serde(default = "default_save_minutes")]
+    pub save_minutes: f64,
     /// `--eval-data`: held-out data; default the test split of `data`.
     pub eval_data: Option<PathBuf>,
     /// `--limit`: use only N images, spread evenly over the training and
@@ -79,6 +84,13 @@ pub struct TrainConfig {
     pub in_channels: Option<usize>,
     /// `--threads`: worker threads (default: all cores).
     pub threads: Option<usize>,
+}
+
+/// Minutes between mid-epoch saves by default.
+pub const DEFAULT_SAVE_MINUTES: f64 = 10.0;
+
+fn default_save_minutes() -> f64 {
+    DEFAULT_SAVE_MINUTES
 }
 
 impl Default for TrainConfig {
@@ -98,6 +110,7 @@ impl Default for TrainConfig {
             seed: 0,
             resume: false,
             checkpoint_every: 1,
+            save_minutes: DEFAULT_SAVE_MINUTES,
             eval_data: None,
             limit: None,
             in_channels: None,
@@ -179,6 +192,12 @@ impl TrainConfig {
             return bad(format!(
                 "--warmup-epochs {} must be below --epochs {}",
                 self.warmup_epochs, self.epochs
+            ));
+        }
+        if !(self.save_minutes.is_finite() && self.save_minutes >= 0.0) {
+            return bad(format!(
+                "--save-minutes {} must be 0 or positive",
+                self.save_minutes
             ));
         }
         if self.checkpoint_every == 0 {
@@ -402,6 +421,8 @@ struct Run<'a> {
     epoch: usize,
     step: usize,
     history: Vec<EpochRecord>,
+    /// Where a run resumed part-way through an epoch continues.
+    partial: Option<PartialEpoch>,
     pool: rayon::ThreadPool,
 }
 
@@ -431,6 +452,7 @@ impl<'a> Run<'a> {
             epoch: 0,
             step: 0,
             history: Vec::new(),
+            partial: None,
             pool,
         };
         run.prepare_out()?;
@@ -458,6 +480,7 @@ impl<'a> Run<'a> {
         self.net = Network::from_weights(self.net.spec().clone(), &weights)?;
         self.opt.buffers = buffers;
         (self.epoch, self.step, self.history) = (state.epoch, state.step, state.history);
+        self.partial = state.partial;
         Ok(())
     }
 
@@ -481,7 +504,8 @@ impl<'a> Run<'a> {
         })
     }
 
-    /// One epoch: the batches, the evaluation, the checkpoint.
+    /// One epoch (or the rest of a resumed one): the batches, with a
+    /// mid-epoch save every `--save-minutes`, the evaluation, the checkpoint.
     fn epoch_pass(
         &mut self,
         clock: &Clock,
@@ -491,9 +515,11 @@ impl<'a> Run<'a> {
         let order = rng::permutation(self.config.seed, self.epoch, self.data.train_ids.len());
         let batches = self.schedule.steps_per_epoch;
         let b = self.config.batch_size;
-        let (mut loss_sum, mut correct) = (0.0, 0usize);
+        let mut done = self.partial.take().unwrap_or_default();
+        let save_every = Duration::from_secs_f64(60.0 * self.config.save_minutes);
+        let mut last_save = Instant::now();
         let mut report = self.report(clock, batches);
-        for i in 0..batches {
+        for i in done.batches..batches {
             let lr = self.schedule.lr(self.step);
             let (loader, data, epoch) = (&self.loader, &self.data, self.epoch);
             let (net, opt) = (&mut self.net, &mut self.opt);
@@ -506,19 +532,25 @@ impl<'a> Run<'a> {
                 train_step(net, opt, &batch, data.shape, lr)
             })?;
             self.step += 1;
-            loss_sum += loss;
-            correct += hits;
+            done.batches = i + 1;
+            done.loss_sum += loss;
+            done.correct += hits;
             report.batch = i + 1;
             report.step = self.step;
-            report.loss = loss_sum / (i + 1) as f64;
-            report.accuracy = correct as f64 / ((i + 1) * b) as f64;
+            report.loss = done.loss_sum / (i + 1) as f64;
+            report.accuracy = done.correct as f64 / ((i + 1) * b) as f64;
             report.batch_loss = loss;
             report.lr = lr;
             report.images_per_sec = clock.images_per_sec(self.step, b);
             report.eta_secs = clock.eta(self.step);
             progress(&report);
+            if i + 1 < batches && last_save.elapsed() >= save_every {
+                let seconds = done.seconds + started.elapsed().as_secs_f64();
+                self.save(Some(PartialEpoch { seconds, ..done }))?;
+                last_save = Instant::now();
+            }
         }
-        let train_secs = started.elapsed().as_secs_f64();
+        let train_secs = done.seconds + started.elapsed().as_secs_f64();
         let (net, data, loader) = (&self.net, &self.data, &self.loader);
         let (test_loss, test_acc) = self
             .pool
@@ -526,17 +558,17 @@ impl<'a> Run<'a> {
         self.epoch += 1;
         let record = EpochRecord {
             epoch: self.epoch,
-            loss: loss_sum / batches as f64,
-            train_acc: correct as f64 / (batches * b) as f64,
+            loss: done.loss_sum / batches as f64,
+            train_acc: done.correct as f64 / (batches * b) as f64,
             test_acc,
             test_loss,
             lr: report.lr,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds: done.seconds + started.elapsed().as_secs_f64(),
             images_per_sec: (batches * b) as f64 / train_secs.max(1e-9),
         };
         self.history.push(record.clone());
         if self.epoch % self.config.checkpoint_every == 0 || self.epoch == self.config.epochs {
-            self.save()?;
+            self.save(None)?;
         }
         report.finished = Some(record);
         progress(&report);
@@ -561,15 +593,23 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn save(&self) -> Result<()> {
+    /// Save the weights, the momentum buffers and the state: after an epoch
+    /// (`partial` None) as `epoch-NNN.safetensors`, part-way through one as
+    /// `partial-stepNNNNNNN.safetensors` with the epoch's progress.
+    fn save(&self, partial: Option<PartialEpoch>) -> Result<()> {
+        let weights = match partial {
+            None => checkpoint::epoch_file(self.epoch),
+            Some(_) => checkpoint::partial_file(self.step),
+        };
         let state = TrainState {
             epoch: self.epoch,
             step: self.step,
-            weights: checkpoint::epoch_file(self.epoch),
-            optimizer: checkpoint::OPTIMIZER_FILE.into(),
+            weights,
+            optimizer: checkpoint::optimizer_file(self.step),
             rng: "counter-based SplitMix64: order = f(seed, epoch), augmentation = f(seed, epoch, index)".into(),
             config: self.config.clone(),
             history: self.history.clone(),
+            partial,
         };
         checkpoint::save(&self.config.out, &self.net, &self.opt, &state)
     }
