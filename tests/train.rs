@@ -517,26 +517,15 @@ fn resumed_run_is_bit_identical() {
     assert_eq!((b.epochs, b.steps), (2, 8));
     for file in [
         "model.safetensors",
-        "optimizer.safetensors",
+        "optimizer-step0000008.safetensors",
         "epoch-001.safetensors",
         "epoch-002.safetensors",
     ] {
-        // Tensors, not bytes: the header's metadata map has no fixed order.
-        let read = |run: &str| {
-            stiffness_checkpoint::load_state_dict(&dir.join(run).join(file))
-                .unwrap()
-                .state
-        };
-        let (x, y) = (read("whole"), read("split"));
-        assert_eq!(x.len(), y.len());
-        for (name, t) in x.iter() {
-            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-            let other = y.get(name).unwrap();
-            assert!(
-                bits(&t.values) == bits(&other.values),
-                "{file}: {name} differs between the runs"
-            );
-        }
+        let read = |run: &str| std::fs::read(dir.join(run).join(file)).unwrap();
+        assert!(
+            read("whole") == read("split"),
+            "{file} differs between the runs"
+        );
     }
     let test_acc =
         |h: &[train::EpochRecord]| h.iter().map(|r| (r.loss, r.test_acc)).collect::<Vec<_>>();
