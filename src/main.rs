@@ -254,6 +254,9 @@ struct DemoArgs {
     /// Samples per class to analyse.
     #[arg(long, default_value_t = 2)]
     per_class: usize,
+    /// Blocks to analyse: all, square, or names such as layer4.1.
+    #[arg(long, default_value = "all")]
+    blocks: String,
 }
 
 #[derive(Args)]
@@ -673,7 +676,11 @@ fn demo(a: DemoArgs) -> Result<()> {
         model.display(),
         data.display()
     );
-    eprintln!("step 1/3: evaluate; step 2/3: analyse {} images per class, every block, both Jacobian kinds, both spectra; step 3/3: report", a.per_class);
+    eprintln!(
+        "step 1/3: evaluate; step 2/3: analyse {} images per class, blocks {}, both Jacobian \
+         kinds, both spectra; step 3/3: report",
+        a.per_class, a.blocks
+    );
     analyze(AnalyzeArgs {
         model: ModelArgs { model, arch: None },
         data: Some(data),
@@ -689,7 +696,7 @@ fn demo(a: DemoArgs) -> Result<()> {
         per_class: a.per_class,
         samples: None,
         seed: 0,
-        blocks: "all".into(),
+        blocks: a.blocks,
         jacobian: "block,residual".into(),
         spectrum: "both".into(),
         out: records.clone(),

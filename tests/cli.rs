@@ -453,3 +453,29 @@ fn training_killed_mid_epoch_resumes_bit_identically() {
     names.sort();
     assert_eq!(names, ["optimizer-step0000064.safetensors"]);
 }
+
+/// The README's first command on the bundled default (no shared data
+/// needed), cut down to one image per class and the last block: evaluation,
+/// 40 records (10 images x 2 kinds x 2 spectra) and the report.
+#[test]
+fn demo_runs_on_the_bundled_default() {
+    let dir = scratch("demo");
+    let out = dir.to_str().unwrap();
+    let o = tool(&[
+        "demo",
+        "--per-class",
+        "1",
+        "--blocks",
+        "layer4.1",
+        "--out",
+        out,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(record_set(&dir.join("records")).len(), 40);
+    let report = std::fs::read_to_string(dir.join("report/report.md")).unwrap();
+    assert!(report.contains("layer4.1"), "{report}");
+    let eval: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("records/eval.json")).unwrap()).unwrap();
+    assert_eq!(eval["count"], 1000);
+    assert!(eval["accuracy"].as_f64().unwrap() > 0.85, "{eval}");
+}
