@@ -281,7 +281,28 @@ struct ReportArgs {
     format: String,
 }
 
+/// Let a closed stdout (`resnet-stiffness inspect ... | head`) end the
+/// process quietly, as it does for other Unix tools, instead of making
+/// `println!` panic: restore SIGPIPE's default action, which Rust's runtime
+/// sets to "ignore".
+fn exit_quietly_on_closed_pipe() {
+    #[cfg(unix)]
+    {
+        extern "C" {
+            fn signal(signum: i32, handler: usize) -> usize;
+        }
+        const SIGPIPE: i32 = 13;
+        const SIG_DFL: usize = 0;
+        // SAFETY: `signal` is the C library's; resetting SIGPIPE to its
+        // default action at start-up, before any thread exists, is sound.
+        unsafe {
+            signal(SIGPIPE, SIG_DFL);
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    exit_quietly_on_closed_pipe();
     // With no arguments the tool runs its main job on the built-in default.
     let args: Vec<String> = std::env::args().collect();
     let cli = if args.len() == 1 {

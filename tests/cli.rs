@@ -479,3 +479,20 @@ fn demo_runs_on_the_bundled_default() {
     assert_eq!(eval["count"], 1000);
     assert!(eval["accuracy"].as_f64().unwrap() > 0.85, "{eval}");
 }
+
+/// Output piped into a reader that closes early (`| head`) ends the tool
+/// quietly: no panic message.
+#[test]
+fn closed_stdout_is_not_a_panic() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets/fashion-mnist-resnet18/model.safetensors");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_resnet-stiffness"))
+        .args(["inspect", "--model", model.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before the tool writes
+    let o = child.wait_with_output().unwrap();
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+}
