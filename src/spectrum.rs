@@ -129,11 +129,7 @@ fn solve(matrix: &faer::Mat<f64>, shift: f64, exact: Vec<(Complex64, usize)>) ->
     } else {
         Par::Seq
     };
-    let solved = stiffness_spectrum::eigenvalues(matrix.as_ref(), par)?;
-    Ok(Spectrum::new(
-        solved.into_iter().map(|z| z + shift).collect(),
-        exact,
-    ))
+    Ok(Spectrum::shifted(matrix.as_ref(), shift, exact, par)?)
 }
 
 /// Threads inside one dense eigen-solve (1 = sequential, the default: the

@@ -28,11 +28,17 @@ impl Spectrum {
         Ok(Self::new(eigenvalues(a, Par::Seq)?, Vec::new()))
     }
 
-    /// The multiset {shift + mu : mu in eig(a)} U exact; e.g.
+    /// The multiset {shift + mu : mu in eig(a)} U exact, the dense solve
+    /// with parallelism `par`; e.g.
     /// eig(I_a + U V) = 1 + eig(V U) U {1} x (a - m) with `a = V U` (m x m),
     /// `shift = 1`, `exact = [(1, a - m)]`.
-    pub fn shifted(a: MatRef<'_, f64>, shift: f64, exact: Vec<(Complex64, usize)>) -> Result<Self> {
-        let solved = eigenvalues(a, Par::Seq)?;
+    pub fn shifted(
+        a: MatRef<'_, f64>,
+        shift: f64,
+        exact: Vec<(Complex64, usize)>,
+        par: Par,
+    ) -> Result<Self> {
+        let solved = eigenvalues(a, par)?;
         let solved = solved.into_iter().map(|z| z + shift).collect();
         Ok(Self::new(solved, exact))
     }
@@ -186,7 +192,8 @@ mod tests {
         let full = Mat::<f64>::identity(n, n) + &u * &v;
         let vu = &v * &u;
         let dense = Spectrum::dense(full.as_ref()).unwrap();
-        let low = Spectrum::shifted(vu.as_ref(), 1.0, vec![(c(1.0, 0.0), n - m)]).unwrap();
+        let low =
+            Spectrum::shifted(vu.as_ref(), 1.0, vec![(c(1.0, 0.0), n - m)], Par::Seq).unwrap();
         assert_eq!(low.n(), n);
         assert_eq!(low.solved_size(), m);
         let rho = dense.iter().map(|z| z.norm()).fold(1.0, f64::max);
