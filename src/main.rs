@@ -411,6 +411,30 @@ fn parse_size(s: Option<&str>, default: usize) -> Result<(usize, usize)> {
 /// (stderr is not a terminal, e.g. redirected to a log file).
 const LOG_EVERY: Duration = Duration::from_secs(60);
 
+/// Status lines for a hidden progress bar, at most one per [`LOG_EVERY`].
+struct StatusLog {
+    last: std::sync::Mutex<std::time::Instant>,
+}
+
+impl StatusLog {
+    fn new() -> Self {
+        let last = std::sync::Mutex::new(std::time::Instant::now());
+        Self { last }
+    }
+
+    /// Print `line()` on stderr when `bar` is hidden and a line is due.
+    fn maybe(&self, bar: &ProgressBar, line: impl FnOnce() -> String) {
+        if !bar.is_hidden() {
+            return;
+        }
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() >= LOG_EVERY {
+            *last = std::time::Instant::now();
+            eprintln!("{}", line());
+        }
+    }
+}
+
 fn bar(total: usize, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(total as u64);
     let style =
@@ -469,18 +493,10 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// The CLI's progress bar for the analysis job; with the bar hidden, a
-/// status line every [`LOG_EVERY`].
+/// The CLI's progress bar for the analysis job, with status lines when it is hidden.
 struct JobBar {
     bar: ProgressBar,
-    last_line: std::sync::Mutex<std::time::Instant>,
-}
-
-impl JobBar {
-    fn new(bar: ProgressBar) -> Self {
-        let last_line = std::sync::Mutex::new(std::time::Instant::now());
-        Self { bar, last_line }
-    }
+    log: StatusLog,
 }
 
 impl run::Progress for JobBar {
@@ -497,18 +513,14 @@ impl run::Progress for JobBar {
     fn unit_done(&self, block: &str, seconds: f64) {
         let status = format!("last: {block} {seconds:.1}s");
         self.bar.inc(1);
-        if self.bar.is_hidden() {
-            let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
-            if last.elapsed() >= LOG_EVERY {
-                *last = std::time::Instant::now();
-                eprintln!(
-                    "{}/{} units, {status}, ETA {} s",
-                    self.bar.position(),
-                    self.bar.length().unwrap_or(0),
-                    self.bar.eta().as_secs()
-                );
-            }
-        }
+        self.log.maybe(&self.bar, || {
+            format!(
+                "{}/{} units, {status}, ETA {} s",
+                self.bar.position(),
+                self.bar.length().unwrap_or(0),
+                self.bar.eta().as_secs()
+            )
+        });
         self.bar.set_message(status);
     }
 }
@@ -624,7 +636,15 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
         write_eval_once(&a.out, net, data)?;
     }
     let pb = bar(0, "analyze");
-    let written = job.run(&a.out, &inputs, a.resume, &JobBar::new(pb.clone()))?;
+    let written = job.run(
+        &a.out,
+        &inputs,
+        a.resume,
+        &JobBar {
+            bar: pb.clone(),
+            log: StatusLog::new(),
+        },
+    )?;
     pb.finish_and_clear();
     if a.json && a.input_npy.is_some() {
         for r in stiffness_report::record::read_records(&a.out)? {
@@ -763,7 +783,7 @@ fn train(a: TrainArgs) -> Result<()> {
         threads: a.threads,
     };
     let pb = bar(0, "train");
-    let mut last_line = std::time::Instant::now();
+    let log = StatusLog::new();
     let summary = train::train(&config, &mut |p| {
         let status = format!(
             "epoch {}/{} loss {:.4} acc {:.3} lr {:.4} {:.0} img/s",
@@ -771,13 +791,12 @@ fn train(a: TrainArgs) -> Result<()> {
         );
         pb.set_length(p.total_steps as u64);
         pb.set_position(p.step as u64);
-        if pb.is_hidden() && last_line.elapsed() >= LOG_EVERY {
-            last_line = std::time::Instant::now();
-            eprintln!(
+        log.maybe(&pb, || {
+            format!(
                 "step {}/{} {status} ETA {:.0} s",
                 p.step, p.total_steps, p.eta_secs
-            );
-        }
+            )
+        });
         pb.set_message(status);
         if let Some(e) = &p.finished {
             say(&pb, format!(
