@@ -28,6 +28,16 @@ pub enum Augment {
     None,
 }
 
+/// The `--augment` value (the inverse of `from_str`).
+impl std::fmt::Display for Augment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Augment::CropFlip => "crop-flip",
+            Augment::None => "none",
+        })
+    }
+}
+
 impl std::str::FromStr for Augment {
     type Err = Error;
 

@@ -123,26 +123,19 @@ impl TrainConfig {
     /// The `train` command line that gives this configuration (with
     /// `--resume` it continues the run in `out`).
     pub fn command_line(&self) -> String {
-        let schedule = match self.schedule {
-            Schedule::Cosine => "cosine",
-            Schedule::Step => "step",
-        };
-        let augment = match self.augment {
-            Augment::CropFlip => "crop-flip",
-            Augment::None => "none",
-        };
         let mut cmd = format!(
             "resnet-stiffness train --arch {} --data {} --out {} --epochs {} --batch-size {} \
-             --lr {} --schedule {schedule} --warmup-epochs {} --weight-decay {} --augment {augment} \
-             --seed {}",
+             --lr {} --schedule {} --warmup-epochs {} --weight-decay {} --augment {} --seed {}",
             self.arch,
             self.data.display(),
             self.out.display(),
             self.epochs,
             self.batch_size,
             self.lr,
+            self.schedule,
             self.warmup_epochs,
             self.weight_decay,
+            self.augment,
             self.seed
         );
         let flag = |on: bool, text: &str| {
@@ -628,8 +621,8 @@ fn check_resumable(saved: &TrainConfig, now: &TrainConfig) -> Result<()> {
         ("--lr", saved.lr.to_string(), now.lr.to_string()),
         (
             "--schedule",
-            format!("{:?}", saved.schedule),
-            format!("{:?}", now.schedule),
+            saved.schedule.to_string(),
+            now.schedule.to_string(),
         ),
         (
             "--weight-decay",
@@ -648,8 +641,8 @@ fn check_resumable(saved: &TrainConfig, now: &TrainConfig) -> Result<()> {
         ),
         (
             "--augment",
-            format!("{:?}", saved.augment),
-            format!("{:?}", now.augment),
+            saved.augment.to_string(),
+            now.augment.to_string(),
         ),
         (
             "--limit",

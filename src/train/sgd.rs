@@ -38,6 +38,16 @@ pub enum Schedule {
     Step,
 }
 
+/// The `--schedule` value (the inverse of `from_str`).
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Schedule::Cosine => "cosine",
+            Schedule::Step => "step",
+        })
+    }
+}
+
 impl std::str::FromStr for Schedule {
     type Err = Error;
 
