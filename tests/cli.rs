@@ -366,6 +366,7 @@ fn exported_command_line_retrains_identical_weights() {
 /// A training run killed (SIGKILL) part-way through an epoch, after a
 /// mid-epoch save, and resumed, ends with the same weights, bit for bit, as
 /// an uninterrupted run; no stale mid-epoch or momentum files remain.
+/// `export` refuses the run while its last save is mid-epoch.
 #[test]
 fn training_killed_mid_epoch_resumes_bit_identically() {
     let Some(shared) = shared() else { return };
@@ -428,6 +429,19 @@ fn training_killed_mid_epoch_resumes_bit_identically() {
         "{killed_at}"
     );
 
+    let o = tool(&[
+        "export",
+        "--run",
+        cut.to_str().unwrap(),
+        "--out",
+        dir.join("x").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("part-way through epoch 2"),
+        "{}",
+        stderr(&o)
+    );
     let mut resume = args(&cut);
     resume.push("--resume".into());
     let o = Command::new(env!("CARGO_BIN_EXE_resnet-stiffness"))

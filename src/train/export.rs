@@ -32,9 +32,10 @@ pub struct Exported {
     pub epochs: usize,
 }
 
-/// Export the latest weights of the training run in `run` into `out`
+/// Export the weights of the last epoch of the training run in `run` into `out`
 /// (`model.safetensors` and `training.json`), then evaluate the written file
-/// on the run's held-out data, or on `eval_data` when given.
+/// on the run's held-out data, or on `eval_data` when given. A run last
+/// saved part-way through an epoch is refused.
 pub fn export(
     run: &Path,
     out: &Path,
@@ -42,6 +43,16 @@ pub fn export(
     eval_data: Option<&Path>,
 ) -> Result<Exported> {
     let state = checkpoint::load_state(run)?;
+    if let Some(partial) = state.partial {
+        return Err(Error::Usage(format!(
+            "{}: the run was last saved part-way through epoch {} (batch {}), so its latest \
+             weights are not an epoch's; export it once that epoch has finished (`train ... \
+             --resume`), or analyse one of its epoch-NNN.safetensors checkpoints directly",
+            run.display(),
+            state.epoch + 1,
+            partial.batches
+        )));
+    }
     let weights = stiffness_checkpoint::load_state_dict(&checkpoint::path_in(run, &state.weights))?;
     let config = TrainConfig {
         eval_data: eval_data
