@@ -134,37 +134,11 @@ fn im2col_convolution_and_pool_match_candle() {
     let w = Var::from_vec(uniform(4, 5 * 3 * 3 * 3), (5, 3, 3, 3), &Device::Cpu).unwrap();
     let ours = ops::conv2d(&x, &w, 2, 1).unwrap();
     let reference = x.conv2d(&w, 1, 2, 1, 1).unwrap();
-    let diff = (&ours - &reference)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap();
-    assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+    assert!(max_abs_diff(&ours, &reference) < 1e-5);
     let probe = Tensor::from_vec(uniform(5, 2 * 5 * 4 * 4), (2, 5, 4, 4), &Device::Cpu).unwrap();
-    let g_ours = (&ours * &probe)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
-    let g_ref = (&reference * &probe)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
+    let (g_ours, g_ref) = (probe_grads(&ours, &probe), probe_grads(&reference, &probe));
     for v in [&x, &w] {
-        let d = (g_ours.get(v).unwrap() - g_ref.get(v).unwrap()).unwrap();
-        assert!(
-            d.abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-                < 1e-4
-        );
+        assert!(max_abs_diff(g_ours.get(v).unwrap(), g_ref.get(v).unwrap()) < 1e-4);
     }
     let pooled = ops::max_pool_3x3_s2(&x).unwrap();
     let padded = x
@@ -174,13 +148,7 @@ fn im2col_convolution_and_pool_match_candle() {
         .unwrap();
     let reference = padded.max_pool2d_with_stride(3, 2).unwrap();
     assert_eq!(pooled.dims(), reference.dims());
-    let diff = (&pooled - &reference)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap();
-    assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
+    assert_eq!(max_abs_diff(&pooled, &reference), 0.0);
 }
 
 /// Largest |a - b| over all entries.
@@ -193,6 +161,13 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         .unwrap()
         .to_scalar::<f32>()
         .unwrap()
+}
+
+/// Gradients of sum(y * probe) (the probe cast to y's dtype): the
+/// vector-Jacobian product with `probe` for every variable behind `y`.
+fn probe_grads(y: &Tensor, probe: &Tensor) -> candle_core::backprop::GradStore {
+    let p = probe.to_dtype(y.dtype()).unwrap();
+    (y * p).unwrap().sum_all().unwrap().backward().unwrap()
 }
 
 /// Training-mode batch norm composed of candle ops (mean, centred variance,
@@ -260,11 +235,7 @@ fn fused_batch_norm_matches_composed_f64_reference() {
     );
 
     let probe = Tensor::from_vec(uniform(10, n), dims, &Device::Cpu).unwrap();
-    let grads = |y: &Tensor| {
-        let p = probe.to_dtype(y.dtype()).unwrap();
-        (y * p).unwrap().sum_all().unwrap().backward().unwrap()
-    };
-    let (g, g_ref) = (grads(&y), grads(&y_ref));
+    let (g, g_ref) = (probe_grads(&y, &probe), probe_grads(&y_ref, &probe));
     for (a, b) in ours.iter().zip(&exact) {
         agree(g.get(a).unwrap(), g_ref.get(b).unwrap());
     }
