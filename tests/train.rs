@@ -530,6 +530,14 @@ fn bad_options_are_reported() {
         err.contains("--batch-size 32 is larger than the 8 training images"),
         "{err}"
     );
+    for minutes in [-1.0, f64::NAN] {
+        let cfg = TrainConfig {
+            save_minutes: minutes,
+            ..small.clone()
+        };
+        let err = train::train(&cfg, &mut |_| {}).unwrap_err().to_string();
+        assert!(err.contains("--save-minutes"), "{err}");
+    }
     let cfg = TrainConfig {
         arch: "resnet9".into(),
         ..small
