@@ -304,7 +304,7 @@ pub fn worker_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
 ///
 /// A saturated softmax gives gradients below f32's smallest normal number
 /// (1.2e-38); every FMA that touches such a subnormal takes a slow microcode
-/// path. Measured on a ResNet18 step (batch 128, 32x32): backward 0.9 s with
+/// path. Timed once on a ResNet18 step (batch 128, 32x32): backward 0.9 s with
 /// normal numbers, 17 s once subnormals appeared. Flushing them to zero
 /// changes values only below 1.2e-38 (PyTorch's `set_flush_denormal(True)`).
 fn flush_subnormals_to_zero() {
