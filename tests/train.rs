@@ -470,6 +470,12 @@ fn export_scores_the_written_file() {
         record["final_test_acc_file"].as_f64(),
         Some(f16_export.file_accuracy)
     );
+    // Export scores on the held-out split only: it works without the training split.
+    for file in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"] {
+        std::fs::remove_file(dir.join(file)).unwrap();
+    }
+    let again = train::export::export(&cfg.out, &dir.join("again"), SaveDType::F32, None).unwrap();
+    assert_eq!(again.file_accuracy, summary.final_test_acc);
     let missing = train::export::export(&dir.join("nothing"), &dir.join("x"), SaveDType::F16, None);
     assert!(missing.unwrap_err().to_string().contains("training state"));
 }
@@ -538,6 +544,25 @@ fn bad_options_are_reported() {
         let err = train::train(&cfg, &mut |_| {}).unwrap_err().to_string();
         assert!(err.contains("--save-minutes"), "{err}");
     }
+    let other = dir.join("other-size");
+    std::fs::create_dir_all(&other).unwrap();
+    synthetic(&other, 12, 8, 8);
+    let cfg = TrainConfig {
+        eval_data: Some(other.clone()),
+        ..small.clone()
+    };
+    let err = train::train(&cfg, &mut |_| {}).unwrap_err().to_string();
+    assert!(
+        err.contains("held-out images of shape [1, 12, 12], but the training images"),
+        "{err}"
+    );
+    let cfg = TrainConfig {
+        in_channels: Some(3),
+        eval_data: Some(other.join("nothing-here")),
+        ..small.clone()
+    };
+    let err = train::train(&cfg, &mut |_| {}).unwrap_err().to_string();
+    assert!(err.contains("nothing-here"), "{err}");
     let cfg = TrainConfig {
         arch: "resnet9".into(),
         ..small

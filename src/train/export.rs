@@ -17,7 +17,7 @@ use stiffness_checkpoint::safetensors::{save_safetensors, SaveDType};
 use crate::error::{Error, Result};
 use crate::model;
 use crate::train::checkpoint::{self, TrainState};
-use crate::train::{evaluate, Data, Loader, TrainConfig, MOMENTUM};
+use crate::train::{evaluate, HeldOut, Loader, TrainConfig, MOMENTUM};
 
 /// What [`export`] wrote and how the exported file scores.
 #[derive(Debug, Clone)]
@@ -64,8 +64,8 @@ pub fn export(
     if dtype == SaveDType::F16 {
         check_fits_f16(&weights.state, run)?;
     }
-    let data = Data::open(&config)?;
-    let [c, h, w] = data.shape;
+    let held_out = HeldOut::open(&config)?;
+    let [c, h, w] = held_out.shape;
     let mut meta = BTreeMap::new();
     meta.insert("format".to_string(), "pt".to_string());
     meta.insert("arch".to_string(), config.arch.clone());
@@ -81,11 +81,12 @@ pub fn export(
 
     let loaded = model::load(&model_path, Some(&config.arch), DType::F32)?;
     let loader = Loader {
-        shape: data.shape,
+        shape: held_out.shape,
         augment: config.augment,
         seed: config.seed,
     };
-    let (file_loss, file_accuracy) = evaluate(&loaded.model, &data.eval, &data.eval_ids, &loader)?;
+    let (file_loss, file_accuracy) =
+        evaluate(&loaded.model, &held_out.images, &held_out.ids, &loader)?;
     let run_accuracy = state.history.last().map_or(f64::NAN, |h| h.test_acc);
     let record = record(&state, &config, dtype, [c, h, w], file_accuracy, file_loss);
     let record_path = out.join("training.json");

@@ -330,60 +330,86 @@ fn open_data(path: &Path, split: Split, channels: Option<usize>) -> Result<Datas
     Ok(Dataset::open_split(path, Format::Auto, split, transform)?)
 }
 
+/// The channel conversion that `--in-channels` asks of data with `native`
+/// channels: `None` keeps them; only 1-channel data can be replicated.
+fn channel_transform(in_channels: Option<usize>, native: usize) -> Result<Option<usize>> {
+    match in_channels {
+        None => Ok(None),
+        Some(c) if c == native => Ok(None),
+        Some(c) if native == 1 => Ok(Some(c)),
+        Some(c) => Err(Error::Usage(format!(
+            "--in-channels {c}: the data has {native} channels; only 1-channel data can be \
+             replicated to more channels"
+        ))),
+    }
+}
+
+/// Open a split, with the channels of `--in-channels`; `what` names its
+/// option in the error for a split without images.
+fn open_split(config: &TrainConfig, path: &Path, split: Split, what: &str) -> Result<Dataset> {
+    let probe = open_data(path, split, None)?;
+    if probe.is_empty() {
+        return Err(Error::Usage(format!(
+            "{what} {}: no images",
+            path.display()
+        )));
+    }
+    let channels = channel_transform(config.in_channels, probe.get(0)?.shape[0])?;
+    open_data(path, split, channels)
+}
+
+/// A run's held-out images: the test split of `--eval-data`, else of
+/// `--data`, as the network sees them.
+struct HeldOut {
+    images: Dataset,
+    /// The images used (all, or `--limit` of them).
+    ids: Vec<usize>,
+    shape: [usize; 3],
+}
+
+impl HeldOut {
+    fn open(config: &TrainConfig) -> Result<Self> {
+        let (path, what) = match &config.eval_data {
+            Some(p) => (p.as_path(), "--eval-data"),
+            None => (config.data.as_path(), "--data"),
+        };
+        let images = open_split(config, path, Split::Test, what)?;
+        let shape = images.get(0)?.shape;
+        let ids = evenly_spaced(images.len(), config.limit.unwrap_or(usize::MAX));
+        Ok(Self { images, ids, shape })
+    }
+}
+
 /// The training and held-out data and their geometry.
 struct Data {
     train: Dataset,
-    eval: Dataset,
+    eval: HeldOut,
     /// The training images used (all, or `--limit` of them).
     train_ids: Vec<usize>,
-    /// The held-out images used.
-    eval_ids: Vec<usize>,
     shape: [usize; 3],
     classes: usize,
 }
 
 impl Data {
     fn open(config: &TrainConfig) -> Result<Self> {
-        let probe = open_data(&config.data, Split::Train, None)?;
-        if probe.is_empty() {
-            return Err(Error::Usage(format!(
-                "--data {}: no images",
-                config.data.display()
-            )));
-        }
-        let native = probe.get(0)?.shape[0];
-        let channels = match config.in_channels {
-            None => None,
-            Some(c) if c == native => None,
-            Some(c) if native == 1 => Some(c),
-            Some(c) => {
-                return Err(Error::Usage(format!(
-                    "--in-channels {c}: the data has {native} channels; only 1-channel data can be \
-                     replicated to more channels"
-                )))
-            }
-        };
-        let train = open_data(&config.data, Split::Train, channels)?;
-        let eval_path = config.eval_data.as_deref().unwrap_or(&config.data);
-        let eval = open_data(eval_path, Split::Test, channels)?;
+        let train = open_split(config, &config.data, Split::Train, "--data")?;
+        let eval = HeldOut::open(config)?;
         let shape = train.get(0)?.shape;
-        let limit = config.limit.unwrap_or(usize::MAX);
-        let train_ids = evenly_spaced(train.len(), limit);
-        let eval_ids = evenly_spaced(eval.len(), limit);
-        if eval.is_empty() {
+        if eval.shape != shape {
             return Err(Error::Usage(format!(
-                "--eval-data {}: no images",
-                eval_path.display()
-            )));
-        }
-        if eval.get(0)?.shape != shape {
-            return Err(Error::Usage(format!(
-                "--eval-data {}: images of shape {:?} but the training images are {:?}",
-                eval_path.display(),
-                eval.get(0)?.shape,
+                "{}: held-out images of shape {:?}, but the training images in {} are {:?}; \
+                 pass --eval-data with images shaped like the training set's",
+                config
+                    .eval_data
+                    .as_deref()
+                    .unwrap_or(&config.data)
+                    .display(),
+                eval.shape,
+                config.data.display(),
                 shape
             )));
         }
+        let train_ids = evenly_spaced(train.len(), config.limit.unwrap_or(usize::MAX));
         if train_ids.len() < config.batch_size {
             return Err(Error::Usage(format!(
                 "--batch-size {} is larger than the {} training images; lower --batch-size",
@@ -391,12 +417,14 @@ impl Data {
                 train_ids.len()
             )));
         }
-        let classes = train.class_names().len().max(eval.class_names().len());
+        let classes = train
+            .class_names()
+            .len()
+            .max(eval.images.class_names().len());
         Ok(Self {
             train,
             eval,
             train_ids,
-            eval_ids,
             shape,
             classes,
         })
@@ -545,9 +573,14 @@ impl<'a> Run<'a> {
         }
         let train_secs = done.seconds + started.elapsed().as_secs_f64();
         let (net, data, loader) = (&self.net, &self.data, &self.loader);
-        let (test_loss, test_acc) = self
-            .pool
-            .install(|| evaluate(&net.eval_model()?, &data.eval, &data.eval_ids, loader))?;
+        let (test_loss, test_acc) = self.pool.install(|| {
+            evaluate(
+                &net.eval_model()?,
+                &data.eval.images,
+                &data.eval.ids,
+                loader,
+            )
+        })?;
         self.epoch += 1;
         let record = EpochRecord {
             epoch: self.epoch,
