@@ -3,7 +3,8 @@
 //! * `epoch-NNN.safetensors`: the weights after epoch NNN (1-based), float32,
 //!   with torchvision/CIFAR state-dict names (PyTorch's `load_state_dict`
 //!   and every command of this tool read it);
-//! * `model.safetensors`: the latest weights (a copy of the newest epoch file);
+//! * `model.safetensors`: the latest weights (a hard link to, or a copy of,
+//!   the newest weights file);
 //! * `optimizer.safetensors`: the SGD momentum buffers, one tensor per
 //!   trainable tensor, same names, flattened to one dimension;
 //! * `train_state.json`: [`TrainState`], written last, so it always names
@@ -106,7 +107,9 @@ pub fn save(out: &Path, net: &Network, opt: &Sgd, state: &TrainState) -> Result<
         SaveDType::F32,
         &meta,
     )?;
-    save_safetensors(&path_in(out, MODEL_FILE), &weights, SaveDType::F32, &meta)?;
+    let latest = path_in(out, MODEL_FILE);
+    stiffness_fsutil::link_atomic(&path_in(out, &state.weights), &latest)
+        .map_err(|e| Error::io("cannot write", &latest, e))?;
     save_safetensors(
         &path_in(out, &state.optimizer),
         &buffers(opt)?,
