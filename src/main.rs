@@ -11,6 +11,7 @@ use resnet_stiffness::error::{Error, Result};
 use resnet_stiffness::eval;
 use resnet_stiffness::model::{self, JacobianKind, LoadedModel};
 use resnet_stiffness::run::{self, sampling, BlockFilter, Inputs, Job};
+use resnet_stiffness::train::TrainConfig;
 use stiffness_data::{Dataset, Format, Normalize, Split, Transform};
 use stiffness_report::record::{Manifest, SpectrumVariant};
 
@@ -55,38 +56,42 @@ struct TrainArgs {
     /// Output folder for checkpoints and the training state.
     #[arg(long)]
     out: PathBuf,
-    #[arg(long, default_value_t = 30)]
+    /// Passes over the training images.
+    #[arg(long, default_value_t = TrainConfig::default().epochs)]
     epochs: usize,
-    #[arg(long, default_value_t = 128)]
+    /// Images per SGD step (the last incomplete batch of an epoch is skipped).
+    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
     batch_size: usize,
     /// Peak learning rate.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = TrainConfig::default().lr)]
     lr: f64,
     /// cosine or step (x0.1 at epochs E/2 and 3E/4).
-    #[arg(long, default_value = "cosine")]
+    #[arg(long, default_value_t = TrainConfig::default().schedule.to_string())]
     schedule: String,
-    #[arg(long, default_value_t = 5e-4)]
+    /// L2 weight decay, on every parameter (PyTorch's SGD weight_decay).
+    #[arg(long, default_value_t = TrainConfig::default().weight_decay)]
     weight_decay: f64,
     /// Nesterov momentum (momentum is 0.9).
     #[arg(long)]
     nesterov: bool,
     /// Linear warm-up epochs.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = TrainConfig::default().warmup_epochs)]
     warmup_epochs: usize,
     /// crop-flip (random crop with padding, horizontal flip) or none.
-    #[arg(long, default_value = "crop-flip")]
+    #[arg(long, default_value_t = TrainConfig::default().augment.to_string())]
     augment: String,
-    #[arg(long, default_value_t = 0)]
+    /// Seed of the initialisation, the data order and the augmentation.
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
     seed: u64,
     /// Continue the run in --out (bit-for-bit on the same seed).
     #[arg(long)]
     resume: bool,
     /// Write a checkpoint every N epochs (and after the last).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = TrainConfig::default().checkpoint_every)]
     checkpoint_every: usize,
     /// Also save part-way through an epoch every M minutes (0: after every
     /// step), so that an interrupted run loses at most M minutes.
-    #[arg(long, default_value_t = resnet_stiffness::train::DEFAULT_SAVE_MINUTES)]
+    #[arg(long, default_value_t = TrainConfig::default().save_minutes)]
     save_minutes: f64,
     /// Held-out data (default: the test split of --data).
     #[arg(long)]
@@ -97,6 +102,7 @@ struct TrainArgs {
     /// Input channels (default: from the data; 3 with greyscale data replicates it).
     #[arg(long)]
     in_channels: Option<usize>,
+    /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
 }
@@ -212,6 +218,7 @@ struct AnalyzeArgs {
     /// Instead of --per-class: N samples drawn uniformly (seeded).
     #[arg(long)]
     samples: Option<usize>,
+    /// Seed of the sample drawn by --per-class or --samples.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// all, square, or NAME,NAME,...
@@ -760,7 +767,7 @@ fn demo(a: DemoArgs) -> Result<()> {
 }
 
 fn train(a: TrainArgs) -> Result<()> {
-    use resnet_stiffness::train::{self, TrainConfig};
+    use resnet_stiffness::train;
     let config = TrainConfig {
         arch: a.arch,
         data: a.data,

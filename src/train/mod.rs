@@ -105,7 +105,7 @@ impl Default for TrainConfig {
             schedule: Schedule::Cosine,
             weight_decay: 5e-4,
             nesterov: false,
-            warmup_epochs: 1,
+            warmup_epochs: 0,
             augment: Augment::CropFlip,
             seed: 0,
             resume: false,
