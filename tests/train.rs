@@ -131,14 +131,21 @@ fn weights_and_grads(net: &Network, batch: &Batch, shape: [usize; 3]) -> Vec<(Ve
 #[test]
 fn im2col_convolution_and_pool_match_candle() {
     let x = Var::from_vec(uniform(3, 2 * 3 * 7 * 7), (2, 3, 7, 7), &Device::Cpu).unwrap();
-    let w = Var::from_vec(uniform(4, 5 * 3 * 3 * 3), (5, 3, 3, 3), &Device::Cpu).unwrap();
-    let ours = ops::conv2d(&x, &w, 2, 1).unwrap();
-    let reference = x.conv2d(&w, 1, 2, 1, 1).unwrap();
-    assert!(max_abs_diff(&ours, &reference) < 1e-5);
-    let probe = Tensor::from_vec(uniform(5, 2 * 5 * 4 * 4), (2, 5, 4, 4), &Device::Cpu).unwrap();
-    let (g_ours, g_ref) = (probe_grads(&ours, &probe), probe_grads(&reference, &probe));
-    for v in [&x, &w] {
-        assert!(max_abs_diff(g_ours.get(v).unwrap(), g_ref.get(v).unwrap()) < 1e-4);
+    // Every (kernel, stride, padding) of the ResNets: 3x3/1 and 3x3/2 branch
+    // convolutions, 1x1/1 bottleneck, 1x1/2 projection, 7x7/2 stem.
+    for (k, stride, pad) in [(3, 2, 1), (3, 1, 1), (1, 1, 0), (1, 2, 0), (7, 2, 3)] {
+        let w = Var::from_vec(uniform(4, 5 * 3 * k * k), (5, 3, k, k), &Device::Cpu).unwrap();
+        let ours = ops::conv2d(&x, &w, stride, pad).unwrap();
+        let reference = x.conv2d(&w, pad, stride, 1, 1).unwrap();
+        assert_eq!(ours.dims(), reference.dims());
+        assert!(max_abs_diff(&ours, &reference) < 1e-5, "{k}x{k}/{stride}");
+        let probe =
+            Tensor::from_vec(uniform(5, ours.elem_count()), ours.shape(), &Device::Cpu).unwrap();
+        let (g_ours, g_ref) = (probe_grads(&ours, &probe), probe_grads(&reference, &probe));
+        for v in [&x, &w] {
+            let diff = max_abs_diff(g_ours.get(v).unwrap(), g_ref.get(v).unwrap());
+            assert!(diff < 1e-4, "{k}x{k}/{stride}: gradient off by {diff}");
+        }
     }
     let pooled = ops::max_pool_3x3_s2(&x).unwrap();
     let padded = x
@@ -149,6 +156,43 @@ fn im2col_convolution_and_pool_match_candle() {
     let reference = padded.max_pool2d_with_stride(3, 2).unwrap();
     assert_eq!(pooled.dims(), reference.dims());
     assert_eq!(max_abs_diff(&pooled, &reference), 0.0);
+}
+
+/// The fused ReLU and add-ReLU give candle's values and gradients (inputs
+/// away from 0, where the two gradient conventions differ), and zero
+/// gradient at 0 (PyTorch's rule).
+#[test]
+fn fused_relu_matches_candle() {
+    let centred = |seed| {
+        let v: Vec<f32> = uniform(seed, 2 * 3 * 5 * 5)
+            .iter()
+            .map(|u| u - 0.5)
+            .collect();
+        Var::from_vec(v, (2, 3, 5, 5), &Device::Cpu).unwrap()
+    };
+    let (x, r) = (centred(7), centred(8));
+    let probe = Tensor::from_vec(uniform(9, 150), (2, 3, 5, 5), &Device::Cpu).unwrap();
+    let pairs = [
+        (ops::relu(&x).unwrap(), x.relu().unwrap()),
+        (
+            ops::add_relu(&x, &r).unwrap(),
+            (x.as_tensor() + r.as_tensor()).unwrap().relu().unwrap(),
+        ),
+    ];
+    for (ours, reference) in pairs {
+        assert_eq!(max_abs_diff(&ours, &reference), 0.0);
+        let (g_ours, g_ref) = (probe_grads(&ours, &probe), probe_grads(&reference, &probe));
+        assert_eq!(
+            max_abs_diff(g_ours.get(&x).unwrap(), g_ref.get(&x).unwrap()),
+            0.0
+        );
+    }
+    let g = probe_grads(&ops::add_relu(&x, &r).unwrap(), &probe);
+    assert_eq!(max_abs_diff(g.get(&r).unwrap(), g.get(&x).unwrap()), 0.0);
+    let zero = Var::from_vec(vec![0f32, 1.0], 2, &Device::Cpu).unwrap();
+    let ones = Tensor::ones(2, DType::F32, &Device::Cpu).unwrap();
+    let g = probe_grads(&ops::relu(&zero).unwrap(), &ones);
+    assert_eq!(g.get(&zero).unwrap().to_vec1::<f32>().unwrap(), [0.0, 1.0]);
 }
 
 /// Largest |a - b| over all entries.

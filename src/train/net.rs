@@ -172,7 +172,7 @@ impl Network {
         let torchvision = self.spec.family == Family::Torchvision;
         let stride = if torchvision { 2 } else { 1 };
         let mut h = self.conv("conv1", x, stride)?;
-        h = self.batch_norm("bn1", &h, &mut stats)?.relu()?;
+        h = ops::relu(&self.batch_norm("bn1", &h, &mut stats)?)?;
         if torchvision {
             h = ops::max_pool_3x3_s2(&h)?;
         }
@@ -196,7 +196,7 @@ impl Network {
         let mut h = x.clone();
         for (i, (index, _)) in b.conv_shapes(self.spec.block).iter().enumerate() {
             if i > 0 {
-                h = h.relu()?;
+                h = ops::relu(&h)?;
             }
             let stride = if *index == strided { b.stride } else { 1 };
             h = self.conv(&format!("{}.conv{index}", b.name), &h, stride)?;
@@ -214,7 +214,7 @@ impl Network {
         } else {
             x.clone()
         };
-        Ok((h + shortcut)?.relu()?)
+        Ok(ops::add_relu(&h, &shortcut)?)
     }
 
     /// A bias-free convolution with "same" padding k / 2.
