@@ -466,6 +466,25 @@ fn training_killed_mid_epoch_resumes_bit_identically() {
         .collect();
     names.sort();
     assert_eq!(names, ["optimizer-step0000064.safetensors"]);
+
+    // The finished run exports; its record gives the command that starts
+    // the run (a resumed run ends with the same weights), not `--resume`.
+    let record = dir.join("exported");
+    let o = tool(&[
+        "export",
+        "--run",
+        cut.to_str().unwrap(),
+        "--out",
+        record.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_slice(&bytes(&record, "training.json")).unwrap();
+    let command = json["command"].as_str().unwrap();
+    assert!(!command.contains("--resume"), "{command}");
+    assert!(
+        command.contains(&format!("--out {}", cut.display())),
+        "{command}"
+    );
 }
 
 /// The README's first command on the bundled default (no shared data

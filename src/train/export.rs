@@ -3,10 +3,12 @@
 //! `assets/`), scored again as written, with a JSON record of how they were
 //! trained.
 //!
-//! `training.json` holds the `train` command line of the run's final
-//! configuration, that configuration, the per-epoch history (loss, accuracy,
-//! seconds, images per second), the held-out accuracy and loss of the run
-//! (float32) and of the exported file, the date and the machine.
+//! `training.json` holds the `train` command line that starts the run (its
+//! final configuration without `--resume`: a resumed run ends with the
+//! weights of an uninterrupted one), that configuration, the per-epoch
+//! history (loss, accuracy, seconds, images per second), the held-out
+//! accuracy and loss of the run (float32) and of the exported file, the date
+//! and the machine.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -118,7 +120,7 @@ fn record(
         "dataset": config.data.display().to_string(),
         "held_out": held_out,
         "input": format!("{c}x{h}x{w}, pixel values / 255 (ToTensor), no normalisation"),
-        "command": state.config.command_line(),
+        "command": TrainConfig { resume: false, ..state.config.clone() }.command_line(),
         "config": state.config,
         "momentum": MOMENTUM,
         "epochs": state.epoch,
