@@ -608,6 +608,13 @@ fn bad_options_are_reported() {
     let err = train::train(&cfg, &mut |_| {}).unwrap_err().to_string();
     assert!(err.contains("nothing-here"), "{err}");
     let cfg = TrainConfig {
+        in_channels: Some(3),
+        out: dir.join("replicated"),
+        ..small.clone()
+    };
+    let replicated = train::train(&cfg, &mut |_| {}).unwrap();
+    assert_eq!(replicated.spec.in_channels, 3, "1-channel data replicated");
+    let cfg = TrainConfig {
         arch: "resnet9".into(),
         ..small
     };

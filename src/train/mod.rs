@@ -321,15 +321,6 @@ fn flush_subnormals_to_zero() {
     }
 }
 
-/// Open a split with the transform that gives `channels` channels.
-fn open_data(path: &Path, split: Split, channels: Option<usize>) -> Result<Dataset> {
-    let transform = Transform {
-        channels,
-        ..Transform::default()
-    };
-    Ok(Dataset::open_split(path, Format::Auto, split, transform)?)
-}
-
 /// The channel conversion that `--in-channels` asks of data with `native`
 /// channels: `None` keeps them; only 1-channel data can be replicated.
 fn channel_transform(in_channels: Option<usize>, native: usize) -> Result<Option<usize>> {
@@ -344,23 +335,32 @@ fn channel_transform(in_channels: Option<usize>, native: usize) -> Result<Option
     }
 }
 
-/// Open a split, with the channels of `--in-channels`; `what` names its
-/// option in the error for a split without images.
+/// Open a split, as read, then with the channels of `--in-channels` (read
+/// from the first image); `what` names its option in the error for a split
+/// without images.
 fn open_split(config: &TrainConfig, path: &Path, split: Split, what: &str) -> Result<Dataset> {
-    let probe = open_data(path, split, None)?;
-    if probe.is_empty() {
+    let mut images = Dataset::open_split(path, Format::Auto, split, Transform::default())?;
+    if images.is_empty() {
         return Err(Error::Usage(format!(
             "{what} {}: no images",
             path.display()
         )));
     }
-    let channels = channel_transform(config.in_channels, probe.get(0)?.shape[0])?;
-    open_data(path, split, channels)
+    let channels = channel_transform(config.in_channels, images.get(0)?.shape[0])?;
+    if channels.is_some() {
+        images.set_transform(Transform {
+            channels,
+            ..Transform::default()
+        });
+    }
+    Ok(images)
 }
 
 /// A run's held-out images: the test split of `--eval-data`, else of
 /// `--data`, as the network sees them.
 struct HeldOut {
+    /// Where they are read from.
+    path: PathBuf,
     images: Dataset,
     /// The images used (all, or `--limit` of them).
     ids: Vec<usize>,
@@ -376,7 +376,12 @@ impl HeldOut {
         let images = open_split(config, path, Split::Test, what)?;
         let shape = images.get(0)?.shape;
         let ids = evenly_spaced(images.len(), config.limit.unwrap_or(usize::MAX));
-        Ok(Self { images, ids, shape })
+        Ok(Self {
+            path: path.to_path_buf(),
+            images,
+            ids,
+            shape,
+        })
     }
 }
 
@@ -399,11 +404,7 @@ impl Data {
             return Err(Error::Usage(format!(
                 "{}: held-out images of shape {:?}, but the training images in {} are {:?}; \
                  pass --eval-data with images shaped like the training set's",
-                config
-                    .eval_data
-                    .as_deref()
-                    .unwrap_or(&config.data)
-                    .display(),
+                eval.path.display(),
                 eval.shape,
                 config.data.display(),
                 shape

@@ -390,15 +390,10 @@ struct Relu;
 
 impl Relu {
     fn forward(x: &[f32], residual: Option<&[f32]>) -> Vec<f32> {
-        let mut y = x.to_vec();
         match residual {
-            Some(r) => y
-                .par_iter_mut()
-                .zip(r)
-                .for_each(|(v, r)| *v = (*v + r).max(0.0)),
-            None => y.par_iter_mut().for_each(|v| *v = v.max(0.0)),
+            Some(r) => x.par_iter().zip(r).map(|(x, r)| (x + r).max(0.0)).collect(),
+            None => x.par_iter().map(|x| x.max(0.0)).collect(),
         }
-        y
     }
 
     /// dy [y > 0], as a tensor of `y`'s shape.
