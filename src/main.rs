@@ -286,6 +286,12 @@ struct ReportArgs {
     /// Comma-separated: md, html.
     #[arg(long, default_value = "md,html")]
     format: String,
+    /// The record directories are the checkpoints of one training run, in
+    /// training order (e.g. analyses of epoch-001 ... epoch-020 of a `train`
+    /// run, same data and --seed): add per-block trends across training
+    /// (Spearman rho against the checkpoint's position) and their figures.
+    #[arg(long)]
+    across_training: bool,
 }
 
 /// Let a closed stdout (`resnet-stiffness inspect ... | head`) end the
@@ -761,6 +767,7 @@ fn demo(a: DemoArgs) -> Result<()> {
         records: vec![records],
         out: report_dir.clone(),
         format: "md,html".into(),
+        across_training: false,
     })?;
     println!("report: {}", report_dir.join("report.md").display());
     Ok(())
@@ -939,6 +946,7 @@ fn report(a: ReportArgs) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let options = stiffness_report::ReportOptions {
         formats,
+        across_training: a.across_training,
         ..Default::default()
     };
     let summary = stiffness_report::write_report(&a.records, &a.out, &options)?;

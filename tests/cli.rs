@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use common::shared;
 
-fn tool(args: &[&str]) -> Output {
+fn tool<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_resnet-stiffness"))
         .args(args)
         .output()
@@ -315,6 +315,30 @@ fn analyze_rejects_bad_options_and_inputs_with_exit_2() {
 /// `train`, then `export`; the command line that `export` records, run again
 /// into another folder, trains bit-identical weights (the run is a pure
 /// function of its options).
+/// `train` arguments for a tiny ResNet8 run on the first `limit` training
+/// images of `data`: batch 16, 2 threads.
+fn tiny_training(data: &Path, out: &Path, epochs: &str, limit: &str) -> Vec<String> {
+    [
+        "train",
+        "--arch",
+        "resnet8",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--epochs",
+        epochs,
+        "--batch-size",
+        "16",
+        "--limit",
+        limit,
+        "--threads",
+        "2",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 #[test]
 fn exported_command_line_retrains_identical_weights() {
     let Some(shared) = shared() else { return };
@@ -326,23 +350,7 @@ fn exported_command_line_retrains_identical_weights() {
         run.to_str().unwrap(),
         again.to_str().unwrap(),
     );
-    let o = tool(&[
-        "train",
-        "--arch",
-        "resnet8",
-        "--data",
-        data,
-        "--out",
-        run_s,
-        "--epochs",
-        "1",
-        "--batch-size",
-        "16",
-        "--limit",
-        "64",
-        "--threads",
-        "2",
-    ]);
+    let o = tool(&tiny_training(Path::new(data), &run, "1", "64"));
     assert!(o.status.success(), "{}", stderr(&o));
     let o = tool(&["export", "--run", run_s, "--out", model.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -363,6 +371,84 @@ fn exported_command_line_retrains_identical_weights() {
     assert!(stderr(&o).contains("--dtype f8"), "{}", stderr(&o));
 }
 
+/// Stiffness across training, end to end: `train` writes a checkpoint per
+/// epoch, `analyze` runs on each with the same samples, and `report
+/// --across-training` adds the trends; one checkpoint alone is refused.
+#[test]
+fn report_follows_stiffness_across_training_checkpoints() {
+    let Some(shared) = shared() else { return };
+    let data = shared.join("data/cifar10-jpg");
+    let dir = scratch("across-training");
+    let run = dir.join("run");
+    let o = tool(&tiny_training(&data, &run, "2", "64"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let test = data.join("test");
+    let analyses: Vec<PathBuf> = ["epoch-001", "epoch-002"]
+        .iter()
+        .map(|epoch| {
+            let out = dir.join(epoch);
+            let model = run.join(format!("{epoch}.safetensors"));
+            // 8x8 inputs keep layer1.0's Jacobian at 16 * 8 * 8 = 1024.
+            let o = tool(&[
+                "analyze",
+                "--model",
+                model.to_str().unwrap(),
+                "--data",
+                test.to_str().unwrap(),
+                "--resize",
+                "8",
+                "--samples",
+                "3",
+                "--blocks",
+                "layer1.0",
+                "--jacobian",
+                "block",
+                "--no-eval",
+                "--out",
+                out.to_str().unwrap(),
+            ]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            out
+        })
+        .collect();
+    let report = dir.join("report");
+    let mut args = vec![
+        "report",
+        "--across-training",
+        "--out",
+        report.to_str().unwrap(),
+    ];
+    args.push("--records");
+    args.extend(analyses.iter().map(|d| d.to_str().unwrap()));
+    let o = tool(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(md.contains("## Trends across training"), "{md}");
+    let trends = std::fs::read_to_string(report.join("trends.csv")).unwrap();
+    let row = trends
+        .lines()
+        .find(|l| l.starts_with("training,layer1.0,,block,exact,spectral_radius,"))
+        .unwrap_or_else(|| panic!("no training row in {trends}"));
+    assert!(row.contains("epoch-001;epoch-002"), "{row}");
+
+    let lone = dir.join("lone-report");
+    let o = tool(&[
+        "report",
+        "--across-training",
+        "--out",
+        lone.to_str().unwrap(),
+        "--records",
+        analyses[0].to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("at least two checkpoints"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!lone.exists(), "nothing is written for a refused report");
+}
+
 /// A training run killed (SIGKILL) part-way through an epoch, after a
 /// mid-epoch save, and resumed, ends with the same weights, bit for bit, as
 /// an uninterrupted run; no stale mid-epoch or momentum files remain.
@@ -373,27 +459,9 @@ fn training_killed_mid_epoch_resumes_bit_identically() {
     let data = shared.join("data/cifar10-jpg");
     let dir = scratch("train-kill");
     let args = |out: &Path| -> Vec<String> {
-        [
-            "train",
-            "--arch",
-            "resnet8",
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--epochs",
-            "2",
-            "--batch-size",
-            "16",
-            "--limit",
-            "512",
-            "--threads",
-            "2",
-            "--save-minutes",
-            "0",
-        ]
-        .map(String::from)
-        .to_vec()
+        let mut args = tiny_training(&data, out, "2", "512");
+        args.extend(["--save-minutes".into(), "0".into()]);
+        args
     };
     let (whole, cut) = (dir.join("whole"), dir.join("cut"));
     let o = Command::new(env!("CARGO_BIN_EXE_resnet-stiffness"))

@@ -208,6 +208,17 @@ pub struct ModelPerf {
 }
 
 impl ModelPerf {
+    /// Accuracy and mean loss over all labels (each label weighted by its
+    /// number of images, i.e. over all images), and the number of images.
+    pub fn overall(&self) -> (f64, f64, usize) {
+        let count: usize = self.labels.iter().map(|l| l.count).sum();
+        let total = |f: fn(&LabelPerf) -> f64| -> f64 {
+            let sum: f64 = self.labels.iter().map(|l| f(l) * l.count as f64).sum();
+            sum / count as f64
+        };
+        (total(|l| l.accuracy), total(|l| l.loss), count)
+    }
+
     /// The entry of `label`, if any.
     pub fn get(&self, label: usize) -> Option<&LabelPerf> {
         self.labels.iter().find(|l| l.label == label)

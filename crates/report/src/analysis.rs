@@ -5,12 +5,13 @@ use crate::aggregate::{
     aggregate, by_label, group, label_performance, values, Aggregate, GroupKey, Groups, ModelPerf,
 };
 use crate::dataset::{Dataset, ModelId};
+use crate::error::Error;
 use crate::metric::Metric;
 use crate::record::{Kind, SpectrumVariant};
 use std::collections::BTreeMap;
 use stiffness_stats::{
-    benjamini_hochberg, pearson, point_biserial, spearman, spearman_trend, summarize, Correlation,
-    Method, NotComputable,
+    benjamini_hochberg, pearson, point_biserial, spearman, summarize, Correlation, Method,
+    NotComputable,
 };
 
 /// What a correlation is computed across.
@@ -82,21 +83,71 @@ pub struct CorrelationRow {
     pub q: Option<f64>,
 }
 
-/// Trend of a metric's per-block mean with depth.
+/// What a trend runs along.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Axis {
+    /// The blocks of one model in depth order.
+    Depth,
+    /// The checkpoints of one training run in training order (the record
+    /// directories in the order given), for one block.
+    Training,
+}
+
+impl Axis {
+    /// "depth" or "training".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Axis::Depth => "depth",
+            Axis::Training => "training",
+        }
+    }
+}
+
+/// What stays fixed along a trend: the model (depth) or the block (training).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Line {
+    /// A depth trend's model.
+    Model(ModelId),
+    /// A training trend's block: 0-based depth and name.
+    Block(usize, String),
+}
+
+impl Line {
+    /// The model's file stem or the block's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Line::Model(m) => &m.name,
+            Line::Block(_, b) => b,
+        }
+    }
+
+    /// The model's SHA-256, empty for a block.
+    pub fn sha256(&self) -> &str {
+        match self {
+            Line::Model(m) => &m.sha256,
+            Line::Block(..) => "",
+        }
+    }
+}
+
+/// Trend of a metric's mean (over all samples) along an [`Axis`]: Spearman
+/// rho between the mean and the position.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrendRow {
-    /// The model.
-    pub model: ModelId,
+    /// Depth or training.
+    pub axis: Axis,
+    /// The model (depth) or block (training) the trend is about.
+    pub line: Line,
     /// Jacobian kind.
     pub kind: Kind,
     /// Spectrum variant.
     pub spectrum: SpectrumVariant,
     /// The metric.
     pub metric: Metric,
-    /// (block, block index, mean over all samples; NaN when undefined),
-    /// in depth order.
-    pub blocks: Vec<(String, usize, f64)>,
-    /// Spearman rho of mean vs depth.
+    /// (name, 0-based position, mean over all samples; NaN when undefined)
+    /// in axis order: (block, block index) or (checkpoint, its position).
+    pub points: Vec<(String, usize, f64)>,
+    /// Spearman rho of mean vs position.
     pub result: Result<Correlation, NotComputable>,
     /// Benjamini-Hochberg q over the report's family.
     pub q: Option<f64>,
@@ -113,14 +164,20 @@ pub struct Analysis {
     pub performance: BTreeMap<ModelId, ModelPerf>,
     /// All correlation tests.
     pub correlations: Vec<CorrelationRow>,
-    /// All depth-trend tests.
+    /// All trend tests: depth, then training (when asked for).
     pub trends: Vec<TrendRow>,
+    /// The checkpoints in training order; empty unless the report is
+    /// across training.
+    pub checkpoints: Vec<ModelId>,
 }
 
 impl Analysis {
     /// Runs every aggregation and test; q-values are adjusted over the
-    /// correlations and trends together.
-    pub fn new(data: &Dataset) -> Self {
+    /// correlations and trends together. With `across_training`, the models
+    /// are the checkpoints of one run in the order of their directories
+    /// ([`Dataset::models_in_order`]) and every block also gets training
+    /// trends; that needs at least two models.
+    pub fn new(data: &Dataset, across_training: bool) -> Result<Self, Error> {
         let groups = group(data);
         let aggregates = aggregate(data, &groups);
         let performance = label_performance(data);
@@ -128,15 +185,30 @@ impl Analysis {
         for (key, idx) in &groups {
             correlations.extend(group_correlations(data, key, idx, &performance[&key.model]));
         }
-        let mut trends = trends(&aggregates);
+        let mut trends = trends_along(&aggregates, Axis::Depth, |k| {
+            Some((Line::Model(k.model.clone()), k.block.clone(), k.block_index))
+        });
+        let checkpoints = if across_training {
+            training_order(data)?
+        } else {
+            Vec::new()
+        };
+        if !checkpoints.is_empty() {
+            trends.extend(trends_along(&aggregates, Axis::Training, |k| {
+                let position = checkpoints.iter().position(|m| m == &k.model)?;
+                let line = Line::Block(k.block_index, k.block.clone());
+                Some((line, k.model.name.clone(), position))
+            }));
+        }
         apply_bh(&mut correlations, &mut trends);
-        Self {
+        Ok(Self {
             groups,
             aggregates,
             performance,
             correlations,
             trends,
-        }
+            checkpoints,
+        })
     }
 
     /// The all-label aggregate of `metric` in group `key`.
@@ -264,29 +336,58 @@ pub fn sample_vectors(
     (x, loss, correct)
 }
 
-fn trends(aggregates: &[Aggregate]) -> Vec<TrendRow> {
-    type TrendKey = (ModelId, Kind, SpectrumVariant, Metric);
+/// The models of `data` as checkpoints in training order; an error unless
+/// there are at least two.
+fn training_order(data: &Dataset) -> Result<Vec<ModelId>, Error> {
+    let order = data.models_in_order();
+    if order.len() < 2 {
+        return Err(Error::Invalid(format!(
+            "a report across training needs the records of at least two checkpoints (one record directory per checkpoint, in training order); the given directories hold {} model(s)",
+            order.len()
+        )));
+    }
+    Ok(order)
+}
+
+/// Where an aggregate sits on a trend: its line, its point's name, and the
+/// point's position; `None` leaves it out.
+type Place = Option<(Line, String, usize)>;
+
+/// The trends along `axis` of every (line, kind, variant, metric): the
+/// all-label means placed by `place`, in position order, tested with
+/// Spearman's rho against the position.
+fn trends_along(
+    aggregates: &[Aggregate],
+    axis: Axis,
+    place: impl Fn(&GroupKey) -> Place,
+) -> Vec<TrendRow> {
+    type TrendKey = (Line, Kind, SpectrumVariant, Metric);
     let mut series: BTreeMap<TrendKey, Vec<(String, usize, f64)>> = BTreeMap::new();
     for a in aggregates.iter().filter(|a| a.label.is_none()) {
         let k = &a.key;
+        let Some((line, name, position)) = place(k) else {
+            continue;
+        };
         let mean = a.summary.map_or(f64::NAN, |s| s.mean);
         series
-            .entry((k.model.clone(), k.kind, k.spectrum, a.metric))
+            .entry((line, k.kind, k.spectrum, a.metric))
             .or_default()
-            .push((k.block.clone(), k.block_index, mean));
+            .push((name, position, mean));
     }
     series
         .into_iter()
-        .map(|((model, kind, spectrum, metric), mut blocks)| {
-            blocks.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
-            let means: Vec<f64> = blocks.iter().map(|b| b.2).collect();
+        .map(|((line, kind, spectrum, metric), mut points)| {
+            points.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+            let x: Vec<f64> = points.iter().map(|p| p.1 as f64).collect();
+            let means: Vec<f64> = points.iter().map(|p| p.2).collect();
             TrendRow {
-                model,
+                axis,
+                line,
                 kind,
                 spectrum,
                 metric,
-                result: spearman_trend(&means),
-                blocks,
+                result: spearman(&x, &means),
+                points,
                 q: None,
             }
         })

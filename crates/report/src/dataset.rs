@@ -131,6 +131,23 @@ impl Dataset {
         m
     }
 
+    /// The models in the order their directories were given (each model at
+    /// its first directory): the training order of a report across
+    /// training.
+    pub fn models_in_order(&self) -> Vec<ModelId> {
+        let mut order: Vec<ModelId> = Vec::new();
+        for dir in &self.dirs {
+            let here = self.records.iter().zip(&self.origin);
+            for (r, _) in here.filter(|(_, o)| *o == dir) {
+                let m = ModelId::of(r);
+                if !order.contains(&m) {
+                    order.push(m);
+                }
+            }
+        }
+        order
+    }
+
     /// The manifest describing `model`, if any directory has one.
     pub fn manifest(&self, model: &ModelId) -> Option<&Manifest> {
         self.manifests

@@ -176,12 +176,12 @@ pub fn slug(s: &str) -> String {
         .collect()
 }
 
-pub use self::depth::{DepthFigure, DepthPoint, DepthSeries};
 pub use self::eigen::EigenFigure;
 pub use self::heatmap::{HeatCell, HeatmapFigure};
 pub use self::scatter::{scatter_stat, ScatterFigure, ScatterPanel};
+pub use self::trend::{TrendFigure, TrendPoint, TrendSeries};
 
-mod depth;
 mod eigen;
 mod heatmap;
 mod scatter;
+mod trend;

@@ -7,8 +7,9 @@
 //! models, or shards of one model), deduplicates and sorts the records,
 //! aggregates every metric per (model, block, kind, variant, label), tests
 //! correlations with accuracy and loss (Benjamini-Hochberg over the whole
-//! report), tests depth trends, and writes CSV tables, SVG/PNG figures and
-//! Markdown/HTML documents. Method: `docs/METHOD.md`, sections 4, 6 and 7.
+//! report), tests trends with depth (and, for the checkpoints of one
+//! training run, across training), and writes CSV tables, SVG/PNG figures
+//! and Markdown/HTML documents. Method: `docs/METHOD.md`, sections 4, 6 and 7.
 
 #![deny(missing_docs)]
 
@@ -27,7 +28,7 @@ pub mod report;
 pub mod tables;
 
 pub use aggregate::{Aggregate, GroupKey, LabelPerf, ModelPerf, PerfSource, ValueCounts};
-pub use analysis::{Analysis, CorrelationRow, Scope, Target, TrendRow};
+pub use analysis::{Analysis, Axis, CorrelationRow, Line, Scope, Target, TrendRow};
 pub use dataset::{Dataset, ModelId};
 pub use error::{Error, Result};
 pub use metric::Metric;

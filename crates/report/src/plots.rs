@@ -1,13 +1,13 @@
 //! Builds the report's figures from an [`Analysis`] and renders them.
 
 use crate::aggregate::GroupKey;
-use crate::analysis::{label_vectors, Analysis, Scope, Target};
+use crate::analysis::{label_vectors, Analysis, Axis, Scope, Target};
 use crate::dataset::Dataset;
 use crate::error::Result;
 use crate::figures::scatter_stat;
 use crate::figures::{
-    render, slug, DepthFigure, DepthPoint, DepthSeries, EigenFigure, Figure, HeatCell,
-    HeatmapFigure, ScatterFigure, ScatterPanel,
+    render, slug, EigenFigure, Figure, HeatCell, HeatmapFigure, ScatterFigure, ScatterPanel,
+    TrendFigure, TrendPoint, TrendSeries,
 };
 use crate::metric::Metric;
 use crate::npy::read_c16;
@@ -20,7 +20,7 @@ use stiffness_stats::Method;
 /// A rendered figure: its stem, caption and SVG text.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rendered {
-    /// Which of the four figure types.
+    /// Which figure type.
     pub section: FigureType,
     /// File stem under `figures/`.
     pub stem: String,
@@ -30,11 +30,13 @@ pub struct Rendered {
     pub svg: String,
 }
 
-/// The four figure types.
+/// The figure types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FigureType {
     /// Metric vs depth.
     Depth,
+    /// Metric across training (reports across training only).
+    Training,
     /// Eigenvalues in the complex plane.
     Eigen,
     /// Per-label scatter.
@@ -97,68 +99,108 @@ pub fn all_figures(
     dir: &Path,
 ) -> Result<(Vec<Rendered>, Vec<String>)> {
     let (mut out, mut notes) = (Vec::new(), Vec::new());
-    depth_figures(a, opt, dir, &mut out)?;
+    trend_figures(a, opt, Axis::Depth, dir, &mut out)?;
+    trend_figures(a, opt, Axis::Training, dir, &mut out)?;
     eigen_figures(data, opt, dir, &mut out, &mut notes)?;
     scatter_figures(data, a, opt, dir, &mut out)?;
     heatmaps(a, opt, dir, &mut out)?;
     Ok((out, notes))
 }
 
-fn depth_figures(
+/// Metric along `axis`, one figure per (kind, variant, key metric): against
+/// depth with one line per model, or across training (reports across
+/// training only) with one line per block.
+fn trend_figures(
     a: &Analysis,
     opt: &ReportOptions,
+    axis: Axis,
     dir: &Path,
     out: &mut Vec<Rendered>,
 ) -> Result<()> {
+    if axis == Axis::Training && a.checkpoints.is_empty() {
+        return Ok(());
+    }
+    let (section, title, x_label, lines) = match axis {
+        Axis::Depth => (
+            FigureType::Depth,
+            "by depth",
+            "block depth (0-based block index)",
+            "one line per model",
+        ),
+        Axis::Training => (
+            FigureType::Training,
+            "across training",
+            "checkpoint (training order)",
+            "one line per block; the checkpoints equally spaced in the order given",
+        ),
+    };
+    let x_names = match axis {
+        Axis::Depth => Vec::new(),
+        Axis::Training => a.checkpoints.iter().map(|m| m.name.clone()).collect(),
+    };
+    let place = |k: &GroupKey| match axis {
+        Axis::Depth => {
+            let line = format!("{} [{}]", k.model.name, k.model.short_hash());
+            Some((line, k.block_index))
+        }
+        Axis::Training => {
+            let position = a.checkpoints.iter().position(|m| m == &k.model)?;
+            Some((k.block.clone(), position))
+        }
+    };
     for (kind, variant) in variants(a) {
         for metric in metrics_with_data(a, kind, variant, &opt.key_metrics) {
-            let fig = DepthFigure {
-                stem: format!("depth_{kind}_{variant}_{metric}"),
-                title: format!("{metric} by depth: {kind} Jacobian, {variant} spectrum"),
+            let fig = TrendFigure {
+                stem: format!("{}_{kind}_{variant}_{metric}", axis.as_str()),
+                title: format!("{metric} {title}: {kind} Jacobian, {variant} spectrum"),
+                x_label: x_label.into(),
+                x_names: x_names.clone(),
                 y_label: metric.label().to_string(),
-                series: depth_series(a, kind, variant, metric),
+                series: trend_series(a, kind, variant, metric, place),
             };
             let caption = format!(
-                "{metric} against block depth ({kind} Jacobian, {variant} spectrum): mean over the analysed samples with its 95% t-interval; one line per model; non-finite values excluded (counts in aggregates.csv)."
+                "{metric} {title} ({kind} Jacobian, {variant} spectrum): mean over the analysed samples with its 95% t-interval; {lines}; non-finite values excluded (counts in aggregates.csv)."
             );
-            emit(&fig, FigureType::Depth, caption, dir, out)?;
+            emit(&fig, section, caption, dir, out)?;
         }
     }
     Ok(())
 }
 
-fn depth_series(
+/// The lines of a trend figure: every all-label aggregate of (kind,
+/// variant, metric) with a summary, placed on a line and at a position by
+/// `place` (`None` leaves it out); lines in order of first appearance,
+/// points in position order.
+fn trend_series(
     a: &Analysis,
     kind: Kind,
     variant: SpectrumVariant,
     metric: Metric,
-) -> Vec<DepthSeries> {
-    let mut series: Vec<DepthSeries> = Vec::new();
-    for g in a
-        .aggregates
-        .iter()
-        .filter(|g| g.label.is_none() && g.metric == metric)
-    {
-        let (k, Some(s)) = (&g.key, g.summary) else {
+    place: impl Fn(&GroupKey) -> Option<(String, usize)>,
+) -> Vec<TrendSeries> {
+    let mut series: Vec<TrendSeries> = Vec::new();
+    for g in a.aggregates.iter().filter(|g| {
+        g.label.is_none() && g.metric == metric && g.key.kind == kind && g.key.spectrum == variant
+    }) {
+        let (Some(s), Some((name, x))) = (g.summary, place(&g.key)) else {
             continue;
         };
-        if k.kind != kind || k.spectrum != variant {
-            continue;
-        }
-        let name = format!("{} [{}]", k.model.name, k.model.short_hash());
-        if series.last().is_none_or(|l| l.name != name) {
-            series.push(DepthSeries {
-                name,
-                points: Vec::new(),
-            });
-        }
-        let point = DepthPoint {
-            depth: k.block_index,
+        let point = TrendPoint {
+            x,
             mean: s.mean,
             low: s.ci_low.unwrap_or(s.mean),
             high: s.ci_high.unwrap_or(s.mean),
         };
-        series.last_mut().expect("pushed").points.push(point);
+        match series.iter_mut().find(|l| l.name == name) {
+            Some(line) => line.points.push(point),
+            None => series.push(TrendSeries {
+                name,
+                points: vec![point],
+            }),
+        }
+    }
+    for line in &mut series {
+        line.points.sort_by_key(|p| p.x);
     }
     series
 }

@@ -1,6 +1,7 @@
 //! `write_report`: tables, figures, Markdown and HTML from record directories.
 
-use crate::analysis::{method_name, Analysis, CorrelationRow, Scope};
+use crate::aggregate::samples_of;
+use crate::analysis::{method_name, Analysis, Axis, CorrelationRow, Scope};
 use crate::dataset::Dataset;
 use crate::doc::{html, markdown, Block};
 use crate::error::Result;
@@ -37,6 +38,9 @@ pub struct ReportOptions {
     /// Metrics shown in figures and document tables (all metrics are in the
     /// CSV tables and heat maps).
     pub key_metrics: Vec<Metric>,
+    /// The record directories are the checkpoints of one training run in
+    /// training order: add trends across training per block.
+    pub across_training: bool,
 }
 
 impl Default for ReportOptions {
@@ -47,6 +51,7 @@ impl Default for ReportOptions {
             eigen_block: None,
             alpha: 0.05,
             key_metrics: Metric::KEY.to_vec(),
+            across_training: false,
         }
     }
 }
@@ -73,8 +78,9 @@ pub struct ReportSummary {
 /// The report's title (the level-1 heading).
 pub const TITLE: &str = "Block-level stiffness report";
 
-/// Reads the record directories `dirs` (several models, or shards of one),
-/// and writes into `out`: `aggregates.csv`, `correlations.csv`,
+/// Reads the record directories `dirs` (several models, or shards of one;
+/// with `options.across_training`, the checkpoints of one run in training
+/// order), and writes into `out`: `aggregates.csv`, `correlations.csv`,
 /// `trends.csv`, `figures/*.svg`, `figures/*.png`, and `report.md` /
 /// `report.html` as chosen in `options`. Every file is written atomically.
 pub fn write_report(
@@ -83,7 +89,7 @@ pub fn write_report(
     options: &ReportOptions,
 ) -> Result<ReportSummary> {
     let data = Dataset::load(dirs)?;
-    let analysis = Analysis::new(&data);
+    let analysis = Analysis::new(&data, options.across_training)?;
     let fig_dir = out.join("figures");
     create_dir(&fig_dir)?;
     let mut files = Vec::new();
@@ -97,6 +103,7 @@ pub fn write_report(
     put("trends.csv", &trends_csv(&analysis))?;
     let (figures, mut notes) = all_figures(&data, &analysis, options, &fig_dir)?;
     notes.extend(data_notes(&data));
+    notes.extend(checkpoint_notes(&data, &analysis));
     let blocks = document(&data, &analysis, options, &figures, &notes);
     if options.formats.contains(&Format::Markdown) {
         put("report.md", markdown(&blocks).as_bytes())?;
@@ -129,6 +136,25 @@ fn significant(a: &Analysis, alpha: f64) -> usize {
     q.filter(|q| q.is_some_and(|q| q < alpha)).count()
 }
 
+/// A warning when the checkpoints of a report across training were not
+/// analysed on the same samples (their trends then mix in other images).
+fn checkpoint_notes(data: &Dataset, a: &Analysis) -> Option<String> {
+    let samples = |m| -> Vec<usize> { samples_of(data, m).into_keys().collect() };
+    let first = samples(a.checkpoints.first()?);
+    let differ: Vec<&str> = a.checkpoints[1..]
+        .iter()
+        .filter(|m| samples(m) != first)
+        .map(|m| m.name.as_str())
+        .collect();
+    (!differ.is_empty()).then(|| {
+        format!(
+            "Checkpoints {} were analysed on other samples than {}: the trends across training compare different images (analyse every checkpoint with the same data, sampling and --seed).",
+            differ.join(", "),
+            a.checkpoints[0].name
+        )
+    })
+}
+
 fn data_notes(data: &Dataset) -> Vec<String> {
     let mut notes = Vec::new();
     if data.duplicates > 0 {
@@ -159,10 +185,14 @@ fn document(
     b.extend(method(a, opt));
     b.extend(performance(a));
     b.extend(stiffness(a, opt));
-    b.extend(trends(a, opt));
+    b.extend(trends(a, opt, Axis::Depth));
+    if !a.checkpoints.is_empty() {
+        b.extend(checkpoints(a));
+        b.extend(trends(a, opt, Axis::Training));
+    }
     b.extend(correlations(a, opt, Scope::Labels));
     b.extend(correlations(a, opt, Scope::Samples));
-    b.extend(figure_section(figs));
+    b.extend(figure_section(figs, !a.checkpoints.is_empty()));
     b.push(Block::Heading(2, "Notes".into()));
     b.push(if notes.is_empty() {
         Block::Para("None.".into())
@@ -211,7 +241,7 @@ fn reproducibility(data: &Dataset) -> Vec<Block> {
 }
 
 fn manifest_row(data: &Dataset, m: &crate::dataset::ModelId) -> Vec<String> {
-    let samples = crate::aggregate::samples_of(data, m).len();
+    let samples = samples_of(data, m).len();
     match data.manifest(m) {
         Some(x) => vec![
             m.name.clone(),
@@ -263,7 +293,7 @@ fn method(a: &Analysis, opt: &ReportOptions) -> Vec<Block> {
     let mut b = vec![
         Block::Heading(2, "Method".into()),
         Block::Para(format!(
-            "Analysed: {}. `block` is J_B = dB/dx (the map x_k -> x_k+1), `residual` is J_F = dF/dx (the vector field of dx/dt = F(x)). Eigenvalue tolerance tol = 1e-6 * max(1, rho); stiffness_index = max Re λ / min Re λ (signed; +inf and NaN occur and are excluded from means and tests but counted); non-square (downsampling) blocks have singular values only. Summaries: mean, median, sample std and 95% t-interval over the finite values. Correlations: Pearson r (exact two-sided p, Fisher-z 95% interval) and Spearman rho across labels (per-label metric mean vs per-label accuracy or loss) and across samples (metric vs per-sample loss; point-biserial r vs correctness). Benjamini-Hochberg q over the whole family of {} tests in this report (correlations and depth trends); significance level {}.",
+            "Analysed: {}. `block` is J_B = dB/dx (the map x_k -> x_k+1), `residual` is J_F = dF/dx (the vector field of dx/dt = F(x)). Eigenvalue tolerance tol = 1e-6 * max(1, rho); stiffness_index = max Re λ / min Re λ (signed; +inf and NaN occur and are excluded from means and tests but counted); non-square (downsampling) blocks have singular values only. Summaries: mean, median, sample std and 95% t-interval over the finite values. Correlations: Pearson r (exact two-sided p, Fisher-z 95% interval) and Spearman rho across labels (per-label metric mean vs per-label accuracy or loss) and across samples (metric vs per-sample loss; point-biserial r vs correctness). Benjamini-Hochberg q over the whole family of {} tests in this report (correlations and trends); significance level {}.",
             present.join("; "),
             a.family_size(),
             opt.alpha
@@ -422,19 +452,53 @@ fn test_cells(
     }
 }
 
-fn trends(a: &Analysis, opt: &ReportOptions) -> Vec<Block> {
+/// Accuracy and loss of each checkpoint of a report across training.
+fn checkpoints(a: &Analysis) -> Vec<Block> {
+    let rows = a
+        .checkpoints
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let p = &a.performance[m];
+            let (accuracy, loss, count) = p.overall();
+            vec![
+                i.to_string(),
+                m.name.clone(),
+                m.short_hash().into(),
+                short(accuracy),
+                short(loss),
+                count.to_string(),
+            ]
+        })
+        .collect();
+    let header = [
+        "position",
+        "checkpoint",
+        "sha256",
+        "accuracy",
+        "mean loss",
+        "n images",
+    ];
+    vec![
+        Block::Heading(2, "Checkpoints across training".into()),
+        Block::Para("The record directories in the order given, taken as the checkpoints of one training run in training order. Accuracy and loss from each checkpoint's eval.json when present, else from its analysed samples (see \"Accuracy and loss per label\").".into()),
+        Block::Table(header.iter().map(|s| s.to_string()).collect(), rows),
+    ]
+}
+
+fn trends(a: &Analysis, opt: &ReportOptions, axis: Axis) -> Vec<Block> {
     let rows = a
         .trends
         .iter()
-        .filter(|t| opt.key_metrics.contains(&t.metric))
+        .filter(|t| t.axis == axis && opt.key_metrics.contains(&t.metric))
         .map(|t| {
             let mut row = vec![
-                t.model.name.clone(),
+                t.line.name().to_string(),
                 t.kind.to_string(),
                 t.spectrum.to_string(),
                 t.metric.to_string(),
             ];
-            let ends = (t.blocks.first(), t.blocks.last());
+            let ends = (t.points.first(), t.points.last());
             row.push(match ends {
                 (Some(f), Some(l)) => {
                     format!("{} ({}) → {} ({})", short(f.2), f.0, short(l.2), l.0)
@@ -445,21 +509,25 @@ fn trends(a: &Analysis, opt: &ReportOptions) -> Vec<Block> {
             row
         })
         .collect();
-    let header = [
-        "model",
-        "kind",
-        "spectrum",
-        "metric",
-        "first → last block mean",
-        "n blocks",
-        "Spearman rho",
-        "95% CI",
-        "p",
-        "q",
-    ];
+    let (title, line, points, text) = match axis {
+        Axis::Depth => (
+            "Depth trends",
+            "model",
+            "first → last block mean",
+            "Spearman rho between the per-block mean (over all samples) and block depth; rho > 0 means the metric grows towards the end of the network (the paper's \"later blocks are stiffer\" claim for stiffness_index). All metrics: trends.csv (axis = depth).",
+        ),
+        Axis::Training => (
+            "Trends across training",
+            "block",
+            "first → last checkpoint mean",
+            "Per block, Spearman rho between the per-checkpoint mean (over all samples) and the checkpoint's position in training order; rho > 0 means the metric grows as the network trains (Hudson et al. 2023 report that stiffness rises with training). All metrics: trends.csv (axis = training).",
+        ),
+    };
+    let mut header = vec![line, "kind", "spectrum", "metric", points];
+    header.extend(["n points", "Spearman rho", "95% CI", "p", "q"]);
     vec![
-        Block::Heading(2, "Depth trends".into()),
-        Block::Para("Spearman rho between the per-block mean (over all samples) and block depth; rho > 0 means the metric grows towards the end of the network (the paper's \"later blocks are stiffer\" claim for stiffness_index). All metrics: trends.csv.".into()),
+        Block::Heading(2, title.into()),
+        Block::Para(text.into()),
         Block::Table(header.iter().map(|s| s.to_string()).collect(), rows),
     ]
 }
@@ -556,15 +624,17 @@ fn significant_table(mut sig: Vec<&CorrelationRow>) -> Block {
     Block::Table(header.iter().map(|s| s.to_string()).collect(), rows)
 }
 
-fn figure_section(figs: &[Rendered]) -> Vec<Block> {
+fn figure_section(figs: &[Rendered], across_training: bool) -> Vec<Block> {
     let mut b = vec![Block::Heading(2, "Figures".into())];
     let sections = [
         (FigureType::Depth, "Metric against depth"),
+        (FigureType::Training, "Metric across training"),
         (FigureType::Eigen, "Eigenvalues in the complex plane"),
         (FigureType::Scatter, "Per-label scatter plots"),
         (FigureType::Heatmap, "Correlation heat maps"),
     ];
-    for (kind, title) in sections {
+    let shown = |kind: &FigureType| *kind != FigureType::Training || across_training;
+    for (kind, title) in sections.into_iter().filter(|(k, _)| shown(k)) {
         b.push(Block::Heading(3, title.into()));
         let these: Vec<&Rendered> = figs.iter().filter(|f| f.section == kind).collect();
         if these.is_empty() {

@@ -55,14 +55,15 @@ pub const CORRELATIONS_HEADER: [&str; 18] = [
 ];
 
 /// Header of `trends.csv`.
-pub const TRENDS_HEADER: [&str; 16] = [
-    "model",
+pub const TRENDS_HEADER: [&str; 17] = [
+    "axis",
+    "line",
     "model_sha256",
     "kind",
     "spectrum",
     "metric",
-    "blocks",
-    "block_means",
+    "points",
+    "means",
     "n",
     "rho",
     "p",
@@ -193,11 +194,12 @@ pub fn trends_csv(a: &Analysis) -> Vec<u8> {
 
 fn trend_row(t: &TrendRow) -> Vec<String> {
     let join = |f: &dyn Fn(&(String, usize, f64)) -> String| {
-        t.blocks.iter().map(f).collect::<Vec<_>>().join(";")
+        t.points.iter().map(f).collect::<Vec<_>>().join(";")
     };
     let mut row = vec![
-        t.model.name.clone(),
-        t.model.sha256.clone(),
+        t.axis.as_str().into(),
+        t.line.name().into(),
+        t.line.sha256().into(),
         t.kind.to_string(),
         t.spectrum.to_string(),
         t.metric.to_string(),

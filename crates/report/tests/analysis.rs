@@ -15,7 +15,7 @@ fn analysis(name: &str, with_eval: bool) -> (Dataset, Analysis) {
     let dir = temp_dir(name);
     write_dir(&dir, &all_records(), with_eval);
     let data = Dataset::load(&[dir]).unwrap();
-    let a = Analysis::new(&data);
+    let a = Analysis::new(&data, false).unwrap();
     (data, a)
 }
 
@@ -217,9 +217,9 @@ fn depth_trend_is_spearman_of_block_means() {
                 && t.metric == Metric::SpectralRadius
         })
         .unwrap();
-    let names: Vec<&str> = t.blocks.iter().map(|b| b.0.as_str()).collect();
+    let names: Vec<&str> = t.points.iter().map(|b| b.0.as_str()).collect();
     assert_eq!(names, ["layer1.0", "layer1.1", "layer2.1"]);
-    let means: Vec<f64> = t.blocks.iter().map(|b| b.2).collect();
+    let means: Vec<f64> = t.points.iter().map(|b| b.2).collect();
     assert_eq!(t.result, spearman_trend(&means));
     assert_eq!(t.result.as_ref().unwrap().r, 1.0);
 }

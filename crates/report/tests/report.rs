@@ -121,7 +121,7 @@ fn report_structure_snapshot() {
     );
     assert_eq!(
         TRENDS_HEADER.join(","),
-        "model,model_sha256,kind,spectrum,metric,blocks,block_means,n,rho,p,ci_low,ci_high,q,excluded,reason,method"
+        "axis,line,model_sha256,kind,spectrum,metric,points,means,n,rho,p,ci_low,ci_high,q,excluded,reason,method"
     );
     let html = fs::read_to_string(out.join("report.html")).unwrap();
     assert!(
