@@ -23,8 +23,13 @@
 //!   interval is `[-1, 1]`; for `|r| = 1` (n > 3) it collapses to `[r, r]`
 //!   (`atanh(±1) = ±inf`). Same as `scipy.stats.pearsonr(...).confidence_interval()`.
 //! * Spearman rho: Pearson r of the average ranks (ties share the mean of the
-//!   ranks they span); p-value from the same t statistic with `n-2` df, as
-//!   `scipy.stats.spearmanr` reports.
+//!   ranks they span). p-value: for n ≤ [`SPEARMAN_EXACT_MAX_N`] without
+//!   ties, the exact permutation p-value (the share of the n! pairings with
+//!   |ρ| at least the observed one, as R's `cor.test(method = "spearman")`
+//!   and `scipy.stats.permutation_test` with all pairings); otherwise the
+//!   same t statistic with `n-2` df, as `scipy.stats.spearmanr` reports.
+//!   The t approximation is poor for few points (it gives p = 0 for |ρ| = 1
+//!   at any n, where the exact value is 2/n!).
 //! * Point-biserial: Pearson r against a 0/1 variable (`scipy.stats.pointbiserialr`).
 
 #![deny(missing_docs)]
@@ -33,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use statrs::function::erf::erfc_inv;
 use statrs::function::gamma::ln_gamma;
 use std::fmt;
+use std::sync::OnceLock;
 
 /// Confidence level used by the functions without a `_with_level` suffix.
 pub const DEFAULT_LEVEL: f64 = 0.95;
@@ -68,7 +74,9 @@ pub struct Correlation {
     pub n: usize,
     /// The correlation coefficient, in [-1, 1].
     pub r: f64,
-    /// Exact two-sided p-value `I_{1-r²}((n-2)/2, 1/2)` (Student t, n-2 df).
+    /// Two-sided p-value: `I_{1-r²}((n-2)/2, 1/2)` (Student t, n-2 df), or
+    /// for Spearman with few untied pairs the exact permutation p-value (see
+    /// the crate docs).
     pub p: f64,
     /// Lower end of the Fisher-z interval (see crate docs). For Spearman the
     /// Fisher-z interval with `se = 1/sqrt(n-3)` is an approximation.
@@ -250,10 +258,12 @@ pub fn pearson_with_level(x: &[f64], y: &[f64], level: f64) -> Result<Correlatio
 
 /// Spearman rank correlation: Pearson r of the average ranks
 /// ([`average_ranks`]) of x and y, computed after dropping non-finite pairs.
-/// The p-value is the two-sided Student-t value with n-2 df,
-/// `t = ρ sqrt((n-2)/((1+ρ)(1-ρ)))`, exactly as `scipy.stats.spearmanr`.
-/// The interval is the Fisher-z interval of ρ with `se = 1/sqrt(n-3)`
-/// (an approximation for ranks). Zero variance means all values tied.
+/// The p-value is exact ([`spearman_exact_p`]) for n ≤
+/// [`SPEARMAN_EXACT_MAX_N`] pairs without ties; otherwise the two-sided
+/// Student-t value with n-2 df, `t = ρ sqrt((n-2)/((1+ρ)(1-ρ)))`, exactly
+/// as `scipy.stats.spearmanr`. The interval is the Fisher-z interval of ρ
+/// with `se = 1/sqrt(n-3)` (an approximation for ranks). Zero variance
+/// means all values tied.
 pub fn spearman(x: &[f64], y: &[f64]) -> Result<Correlation, NotComputable> {
     spearman_with_level(x, y, DEFAULT_LEVEL)
 }
@@ -273,8 +283,98 @@ pub fn spearman_with_level(x: &[f64], y: &[f64], level: f64) -> Result<Correlati
             ));
         }
     }
-    let r = pearson_core(&average_ranks(&xs), &average_ranks(&ys), excluded, "x", "y")?;
-    Ok(finish(Method::Spearman, r, n, level, excluded))
+    let (rx, ry) = (average_ranks(&xs), average_ranks(&ys));
+    let r = pearson_core(&rx, &ry, excluded, "x", "y")?;
+    let mut c = finish(Method::Spearman, r, n, level, excluded);
+    if let Some(p) = spearman_exact_p(&rx, &ry) {
+        c.p = p;
+    }
+    Ok(c)
+}
+
+/// Largest number of pairs for which [`spearman`] reports the exact
+/// permutation p-value (12! = 479,001,600 pairings, counted in a table of
+/// 2^12 x 573 entries, built once).
+pub const SPEARMAN_EXACT_MAX_N: usize = 12;
+
+/// Exact two-sided permutation p-value of Spearman's ρ from the ranks `rx`,
+/// `ry` (1..=n, no ties): with `S = Σ (rx_i - ry_i)²`, ρ = 1 - 6S/(n³-n), so
+/// `p = #{π : |S(π) - μ| ≥ |S_obs - μ|} / n!` over the n! pairings π, where
+/// μ = (n³-n)/6 is the mean of S. `None` if n < 3, n >
+/// [`SPEARMAN_EXACT_MAX_N`], the lengths differ, or a rank is not a whole
+/// number in 1..=n used once (ties).
+pub fn spearman_exact_p(rx: &[f64], ry: &[f64]) -> Option<f64> {
+    let n = rx.len();
+    if !(3..=SPEARMAN_EXACT_MAX_N).contains(&n) || ry.len() != n {
+        return None;
+    }
+    let (ix, iy) = (untied_ranks(rx)?, untied_ranks(ry)?);
+    let s_obs: usize = ix
+        .iter()
+        .zip(&iy)
+        .map(|(&a, &b)| a.abs_diff(b).pow(2))
+        .sum();
+    let counts = rank_distance_counts(n);
+    // S runs over 0..=2μ; |S - μ| ≥ |S_obs - μ| in integers, doubled.
+    let two_mu = counts.len() - 1;
+    let deviation = |s: usize| (2 * s).abs_diff(two_mu);
+    let hits: u64 = counts
+        .iter()
+        .enumerate()
+        .filter(|&(s, _)| deviation(s) >= deviation(s_obs))
+        .map(|(_, &c)| c)
+        .sum();
+    let total: u64 = counts.iter().sum();
+    Some(hits as f64 / total as f64)
+}
+
+/// Ranks 1..=n as 0-based integers, or `None` unless they are a
+/// permutation of 1..=n (no ties).
+fn untied_ranks(ranks: &[f64]) -> Option<Vec<usize>> {
+    let mut seen = vec![false; ranks.len()];
+    let mut out = Vec::with_capacity(ranks.len());
+    for &r in ranks {
+        if r.fract() != 0.0 || r < 1.0 || r > ranks.len() as f64 {
+            return None;
+        }
+        let i = r as usize - 1;
+        if std::mem::replace(&mut seen[i], true) {
+            return None;
+        }
+        out.push(i);
+    }
+    Some(out)
+}
+
+/// `counts[s]` = the number of permutations π of 0..n with
+/// `Σ_i (i - π(i))² = s`, for s = 0..=(n³-n)/3; cached per n.
+fn rank_distance_counts(n: usize) -> &'static [u64] {
+    static TABLES: [OnceLock<Vec<u64>>; SPEARMAN_EXACT_MAX_N + 1] =
+        [const { OnceLock::new() }; SPEARMAN_EXACT_MAX_N + 1];
+    TABLES[n].get_or_init(|| count_rank_distances(n))
+}
+
+/// Dynamic programme over the set of values used so far: position i =
+/// |used| takes an unused value j and adds (i - j)² to S. `table[used][s]`
+/// counts the partial permutations of `used` with partial sum s.
+fn count_rank_distances(n: usize) -> Vec<u64> {
+    let width = (n * n * n - n) / 3 + 1;
+    let mut table = vec![0u64; (1 << n) * width];
+    table[0] = 1;
+    for used in 0..(1usize << n) {
+        let i = used.count_ones() as usize;
+        let (head, tail) = table.split_at_mut((used + 1) * width);
+        let from = &head[used * width..];
+        for j in (0..n).filter(|j| used & (1 << j) == 0) {
+            let next = used | (1 << j);
+            let step = i.abs_diff(j).pow(2);
+            let to = &mut tail[(next - used - 1) * width..][..width];
+            for (s, &c) in from[..width - step].iter().enumerate() {
+                to[s + step] += c;
+            }
+        }
+    }
+    table.split_off(((1 << n) - 1) * width)
 }
 
 /// Spearman trend test of a metric against its position: ρ between

@@ -36,11 +36,14 @@ const GENERIC_R: f64 = 0.9408620005775492;
 const GENERIC_P: f64 = 4.980651399620001e-05;
 const GENERIC_CI: (f64, f64) = (0.7635652105008814, 0.9862451161189483);
 
-// GENERIC_SP: scipy.stats.spearmanr
+// GENERIC_SP: rho from scipy.stats.spearmanr; p exact: the share of all
+// 10! pairings of the ranks (scipy.stats.rankdata) with |rho| >= the observed
+// one, enumerated in numpy (746 of 3,628,800); spearmanr's t approximation
+// gives 5.48e-5.
 const GENERIC_SP_X: [f64; 10] = [1.2, 2.4, 3.1, 4.8, 5.0, 6.3, 7.7, 8.1, 9.6, 10.2];
 const GENERIC_SP_Y: [f64; 10] = [2.3, 1.9, 4.4, 3.8, 6.1, 5.2, 7.9, 6.6, 9.4, 8.8];
 const GENERIC_SP_R: f64 = 0.9393939393939393;
-const GENERIC_SP_P: f64 = 5.4840529985136686e-05;
+const GENERIC_SP_P: f64 = 0.00020557760141093475;
 
 const GENERIC_CI90: (f64, f64) = (0.8088903164841529, 0.982577771073133);
 
@@ -51,11 +54,12 @@ const NEG_R: f64 = -0.867347357430618;
 const NEG_P: f64 = 0.0052704491268227675;
 const NEG_CI: (f64, f64) = (-0.9756851981102279, -0.41839722237875726);
 
-// NEG_SP: scipy.stats.spearmanr
+// NEG_SP: rho from scipy.stats.spearmanr; p exact, enumerated as GENERIC_SP
+// (1126 of 8! = 40,320 pairings; the t approximation gives 0.0208).
 const NEG_SP_X: [f64; 8] = [0.5, 1.5, 2.0, 3.5, 4.0, 5.5, 6.0, 7.25];
 const NEG_SP_Y: [f64; 8] = [3.1, 2.2, 2.9, 1.7, 2.4, 0.9, 1.8, 0.4];
 const NEG_SP_R: f64 = -0.7857142857142858;
-const NEG_SP_P: f64 = 0.020815127253525273;
+const NEG_SP_P: f64 = 0.027926587301587303;
 
 // TIES_SP: scipy.stats.spearmanr
 const TIES_SP_X: [f64; 12] = [1.0, 2.0, 2.0, 3.0, 4.0, 4.0, 4.0, 5.0, 6.0, 7.0, 7.0, 8.0];
@@ -195,11 +199,12 @@ const N3_R: f64 = 0.8660254037844386;
 const N3_P: f64 = 0.33333333333333337;
 const N3_CI: (f64, f64) = (-1.0, 1.0);
 
-// N3_SP: scipy.stats.spearmanr
+// N3_SP: rho from scipy.stats.spearmanr; p exact: every one of the 3! pairings
+// has |rho| >= 0.5 (the t approximation gives 0.667).
 const N3_SP_X: [f64; 3] = [1.0, 2.0, 4.0];
 const N3_SP_Y: [f64; 3] = [1.5, 1.0, 3.5];
 const N3_SP_R: f64 = 0.5;
-const N3_SP_P: f64 = 0.6666666666666666;
+const N3_SP_P: f64 = 1.0;
 
 // N4: scipy.stats.pearsonr
 const N4_X: [f64; 4] = [0.1, 0.7, 0.3, 0.9];
@@ -219,12 +224,14 @@ const PB_R: f64 = -0.825099926587929;
 const PB_P: f64 = 0.000953275104541572;
 const PB_CI: (f64, f64) = (-0.9494242861968912, -0.4771335269088727);
 
+// TREND: rho from scipy.stats.spearmanr against 0..n; p exact, enumerated as
+// GENERIC_SP (90 of 8! and, without index 2, 34 of 7! pairings).
 const TREND_V: [f64; 8] = [0.3, 0.5, 0.45, 0.8, 0.9, 0.85, 1.4, 1.1];
 const TREND_R: f64 = 0.9285714285714287;
-const TREND_P: f64 = 0.0008629681828999767;
+const TREND_P: f64 = 0.002232142857142857;
 
 const TREND_DROP2_R: f64 = 0.9285714285714288;
-const TREND_DROP2_P: f64 = 0.0025194724037946887;
+const TREND_DROP2_P: f64 = 0.006746031746031746;
 
 // scipy.stats.false_discovery_control(valid, method='bh')
 const BH_P: [Option<f64>; 12] = [
@@ -428,9 +435,11 @@ fn perfect_correlation() {
     let yn: Vec<f64> = y.iter().map(|v| -v).collect();
     let c = pearson(&x, &yn).unwrap();
     assert_eq!((c.r, c.p, c.ci_low, c.ci_high), (-1.0, 0.0, -1.0, -1.0));
-    // monotone but nonlinear: Spearman exactly 1
+    // monotone but nonlinear: Spearman exactly 1; exact p = 2/5! (the
+    // identity and the reversal)
     let c = spearman(&x, &[1.0, 8.0, 27.0, 64.0, 1000.0]).unwrap();
-    assert_eq!((c.r, c.p, c.ci_low, c.ci_high), (1.0, 0.0, 1.0, 1.0));
+    assert_eq!((c.r, c.ci_low, c.ci_high), (1.0, 1.0, 1.0));
+    assert_close("exact p", c.p, 2.0 / 120.0, 1e-15, 0.0);
     // n = 3: interval is [-1, 1] as in SciPy
     let c = pearson(&x[..3], &y[..3]).unwrap();
     assert_eq!((c.r, c.p, c.ci_low, c.ci_high), (1.0, 0.0, -1.0, 1.0));
@@ -681,4 +690,77 @@ fn serde_round_trip_shape() {
     is_serde::<NotComputable>();
     is_serde::<Summary>();
     is_serde::<Method>();
+}
+
+/// Every permutation of `0..n` (Heap's algorithm), passed to `f`.
+fn for_each_permutation(n: usize, f: &mut impl FnMut(&[usize])) {
+    let mut a: Vec<usize> = (0..n).collect();
+    let mut c = vec![0; n];
+    f(&a);
+    let mut i = 1;
+    while i < n {
+        if c[i] < i {
+            a.swap(if i % 2 == 0 { 0 } else { c[i] }, i);
+            f(&a);
+            c[i] += 1;
+            i = 1;
+        } else {
+            c[i] = 0;
+            i += 1;
+        }
+    }
+}
+
+/// A deterministic pseudo-random sample without ties.
+fn untied(n: usize, seed: u64) -> Vec<f64> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|i| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64 + i as f64 * 1e-9
+        })
+        .collect()
+}
+
+#[test]
+fn spearman_exact_p_equals_brute_force_enumeration() {
+    // Independent of the counting table: enumerate all n! pairings, compute
+    // rho of each through `spearman`, count |rho| >= |rho_obs|.
+    for n in 3..=8 {
+        for seed in 0..4 {
+            let (x, y) = (untied(n, 2 * seed + 1), untied(n, 2 * seed + 2));
+            let c = spearman(&x, &y).unwrap();
+            let (mut hits, mut total) = (0u64, 0u64);
+            for_each_permutation(n, &mut |perm| {
+                let yp: Vec<f64> = perm.iter().map(|&i| y[i]).collect();
+                let r = spearman(&x, &yp).unwrap().r;
+                hits += u64::from(r.abs() >= c.r.abs() - 1e-12);
+                total += 1;
+            });
+            assert_eq!(c.p, hits as f64 / total as f64, "n = {n}, seed {seed}");
+        }
+    }
+}
+
+#[test]
+fn spearman_exact_up_to_12_pairs_then_student_t() {
+    let factorial = |n: usize| (1..=n).map(|k| k as f64).product::<f64>();
+    for n in 3..=SPEARMAN_EXACT_MAX_N {
+        let x: Vec<f64> = (0..n).map(|i| i as f64).collect();
+        let c = spearman(&x, &x).unwrap();
+        assert_close("2/n!", c.p, 2.0 / factorial(n), 1e-14, 0.0);
+        let rx = average_ranks(&x);
+        assert_eq!(spearman_exact_p(&rx, &rx), Some(c.p));
+    }
+    // n = 13, no ties: the t approximation, as scipy.stats.spearmanr.
+    let (x, y) = (untied(13, 5), untied(13, 6));
+    let c = spearman(&x, &y).unwrap();
+    assert_eq!(c.p, correlation_p_value(c.r, 13));
+    // Ties: the t approximation at any n (TIES_SP above is n = 12).
+    let c = spearman(&[1.0, 2.0, 2.0, 3.0, 5.0], &[1.0, 3.0, 2.0, 4.0, 5.0]).unwrap();
+    assert_eq!(c.p, correlation_p_value(c.r, 5));
+    assert_eq!(spearman_exact_p(&[1.0, 2.5, 2.5], &[1.0, 2.0, 3.0]), None);
+    assert_eq!(spearman_exact_p(&[1.0, 2.0, 2.0], &[1.0, 2.0, 3.0]), None);
 }
