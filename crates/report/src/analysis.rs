@@ -178,6 +178,11 @@ impl Analysis {
     /// ([`Dataset::models_in_order`]) and every block also gets training
     /// trends; that needs at least two models.
     pub fn new(data: &Dataset, across_training: bool) -> Result<Self, Error> {
+        let checkpoints = if across_training {
+            training_order(data)?
+        } else {
+            Vec::new()
+        };
         let groups = group(data);
         let aggregates = aggregate(data, &groups);
         let performance = label_performance(data);
@@ -188,11 +193,6 @@ impl Analysis {
         let mut trends = trends_along(&aggregates, Axis::Depth, |k| {
             Some((Line::Model(k.model.clone()), k.block.clone(), k.block_index))
         });
-        let checkpoints = if across_training {
-            training_order(data)?
-        } else {
-            Vec::new()
-        };
         if !checkpoints.is_empty() {
             trends.extend(trends_along(&aggregates, Axis::Training, |k| {
                 let position = checkpoints.iter().position(|m| m == &k.model)?;
