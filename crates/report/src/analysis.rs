@@ -113,6 +113,14 @@ pub enum Line {
 }
 
 impl Line {
+    /// Legend text: the model's stem with its short hash, or the block.
+    pub fn label(&self) -> String {
+        match self {
+            Line::Model(m) => format!("{} [{}]", m.name, m.short_hash()),
+            Line::Block(_, b) => b.clone(),
+        }
+    }
+
     /// The model's file stem or the block's name.
     pub fn name(&self) -> &str {
         match self {
@@ -190,15 +198,9 @@ impl Analysis {
         for (key, idx) in &groups {
             correlations.extend(group_correlations(data, key, idx, &performance[&key.model]));
         }
-        let mut trends = trends_along(&aggregates, Axis::Depth, |k| {
-            Some((Line::Model(k.model.clone()), k.block.clone(), k.block_index))
-        });
+        let mut trends = trends_along(&aggregates, Axis::Depth, &checkpoints);
         if !checkpoints.is_empty() {
-            trends.extend(trends_along(&aggregates, Axis::Training, |k| {
-                let position = checkpoints.iter().position(|m| m == &k.model)?;
-                let line = Line::Block(k.block_index, k.block.clone());
-                Some((line, k.model.name.clone(), position))
-            }));
+            trends.extend(trends_along(&aggregates, Axis::Training, &checkpoints));
         }
         apply_bh(&mut correlations, &mut trends);
         Ok(Self {
@@ -349,23 +351,30 @@ fn training_order(data: &Dataset) -> Result<Vec<ModelId>, Error> {
     Ok(order)
 }
 
-/// Where an aggregate sits on a trend: its line, its point's name, and the
-/// point's position; `None` leaves it out.
-type Place = Option<(Line, String, usize)>;
+/// Where group `k` sits on a trend along `axis`: its line, its point's name
+/// and the point's position: (its model; block, block index) along depth,
+/// (its block; model, position in `checkpoints`) along training, `None`
+/// when the model is not one of the checkpoints.
+pub fn place(axis: Axis, checkpoints: &[ModelId], k: &GroupKey) -> Option<(Line, String, usize)> {
+    match axis {
+        Axis::Depth => Some((Line::Model(k.model.clone()), k.block.clone(), k.block_index)),
+        Axis::Training => {
+            let position = checkpoints.iter().position(|m| m == &k.model)?;
+            let line = Line::Block(k.block_index, k.block.clone());
+            Some((line, k.model.name.clone(), position))
+        }
+    }
+}
 
 /// The trends along `axis` of every (line, kind, variant, metric): the
-/// all-label means placed by `place`, in position order, tested with
+/// all-label means placed by [`place`], in position order, tested with
 /// Spearman's rho against the position.
-fn trends_along(
-    aggregates: &[Aggregate],
-    axis: Axis,
-    place: impl Fn(&GroupKey) -> Place,
-) -> Vec<TrendRow> {
+fn trends_along(aggregates: &[Aggregate], axis: Axis, checkpoints: &[ModelId]) -> Vec<TrendRow> {
     type TrendKey = (Line, Kind, SpectrumVariant, Metric);
     let mut series: BTreeMap<TrendKey, Vec<(String, usize, f64)>> = BTreeMap::new();
     for a in aggregates.iter().filter(|a| a.label.is_none()) {
         let k = &a.key;
-        let Some((line, name, position)) = place(k) else {
+        let Some((line, name, position)) = place(axis, checkpoints, k) else {
             continue;
         };
         let mean = a.summary.map_or(f64::NAN, |s| s.mean);

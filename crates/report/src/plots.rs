@@ -1,7 +1,7 @@
 //! Builds the report's figures from an [`Analysis`] and renders them.
 
 use crate::aggregate::GroupKey;
-use crate::analysis::{label_vectors, Analysis, Axis, Scope, Target};
+use crate::analysis::{label_vectors, place, Analysis, Axis, Scope, Target};
 use crate::dataset::Dataset;
 use crate::error::Result;
 use crate::figures::scatter_stat;
@@ -138,16 +138,6 @@ fn trend_figures(
         Axis::Depth => Vec::new(),
         Axis::Training => a.checkpoints.iter().map(|m| m.name.clone()).collect(),
     };
-    let place = |k: &GroupKey| match axis {
-        Axis::Depth => {
-            let line = format!("{} [{}]", k.model.name, k.model.short_hash());
-            Some((line, k.block_index))
-        }
-        Axis::Training => {
-            let position = a.checkpoints.iter().position(|m| m == &k.model)?;
-            Some((k.block.clone(), position))
-        }
-    };
     for (kind, variant) in variants(a) {
         for metric in metrics_with_data(a, kind, variant, &opt.key_metrics) {
             let fig = TrendFigure {
@@ -156,7 +146,7 @@ fn trend_figures(
                 x_label: x_label.into(),
                 x_names: x_names.clone(),
                 y_label: metric.label().to_string(),
-                series: trend_series(a, kind, variant, metric, place),
+                series: trend_series(a, kind, variant, metric, axis),
             };
             let caption = format!(
                 "{metric} {title} ({kind} Jacobian, {variant} spectrum): mean over the analysed samples with its 95% t-interval; {lines}; non-finite values excluded (counts in aggregates.csv)."
@@ -167,22 +157,23 @@ fn trend_figures(
     Ok(())
 }
 
-/// The lines of a trend figure: every all-label aggregate of (kind,
-/// variant, metric) with a summary, placed on a line and at a position by
-/// `place` (`None` leaves it out); lines in order of first appearance,
-/// points in position order.
+/// The lines of a trend figure along `axis`: every all-label aggregate of
+/// (kind, variant, metric) with a summary, on its line and at its position
+/// ([`place`]); lines in order of first appearance, points in position
+/// order.
 fn trend_series(
     a: &Analysis,
     kind: Kind,
     variant: SpectrumVariant,
     metric: Metric,
-    place: impl Fn(&GroupKey) -> Option<(String, usize)>,
+    axis: Axis,
 ) -> Vec<TrendSeries> {
     let mut series: Vec<TrendSeries> = Vec::new();
     for g in a.aggregates.iter().filter(|g| {
         g.label.is_none() && g.metric == metric && g.key.kind == kind && g.key.spectrum == variant
     }) {
-        let (Some(s), Some((name, x))) = (g.summary, place(&g.key)) else {
+        let placed = place(axis, &a.checkpoints, &g.key);
+        let (Some(s), Some((line, _, x))) = (g.summary, placed) else {
             continue;
         };
         let point = TrendPoint {
@@ -191,8 +182,9 @@ fn trend_series(
             low: s.ci_low.unwrap_or(s.mean),
             high: s.ci_high.unwrap_or(s.mean),
         };
+        let name = line.label();
         match series.iter_mut().find(|l| l.name == name) {
-            Some(line) => line.points.push(point),
+            Some(l) => l.points.push(point),
             None => series.push(TrendSeries {
                 name,
                 points: vec![point],
