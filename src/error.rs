@@ -25,6 +25,14 @@ pub enum Error {
         context: String,
         source: std::io::Error,
     },
+    /// A value that must be finite is not (an input, or an overflow in a
+    /// forward pass or a JVP). The analysis job turns it into a record with
+    /// this reason instead of metrics; elsewhere it is bad input (exit 2).
+    #[error("{0}")]
+    NonFinite(String),
+    /// A computation would need more memory than allowed.
+    #[error("{0}")]
+    Memory(String),
     /// A numerical step failed (e.g. an eigen-solve did not converge).
     #[error("{0}")]
     Numerical(String),

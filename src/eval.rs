@@ -106,6 +106,14 @@ pub fn evaluate(
             .to_dtype(DType::F32)?
             .to_vec2::<f32>()?;
         for ((row, &label), &index) in logits.iter().zip(&labels).zip(chunk) {
+            if row.iter().any(|z| !z.is_finite()) {
+                return Err(Error::NonFinite(format!(
+                    "{}: the model's logits are not finite (its forward pass overflows float32 \
+                     on this image), so no accuracy or loss can be reported; check the weights \
+                     and the normalisation (analyze --no-eval records such samples with the reason)",
+                    data.describe(index)
+                )));
+            }
             outcomes.push(Outcome::from_logits(index, label, row));
         }
         progress(outcomes.len());

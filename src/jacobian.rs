@@ -14,11 +14,11 @@
 use candle_core::{DType, Device, Tensor};
 use faer::Mat;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::geometry::{AxisFootprint, Interval};
 
 /// Tangents per JVP batch: bounds memory (batch x n x 4 bytes) without losing speed.
-const MAX_BATCH: usize = 256;
+pub const MAX_BATCH: usize = 256;
 
 /// A linear map between (C, H, W) spaces given by a batched JVP.
 pub struct LinearMap<'a> {
@@ -89,7 +89,21 @@ impl FootprintJacobian {
                 }
             }
         }
+        jac.check_finite()?;
         Ok(jac)
+    }
+
+    /// `Err(NonFinite)` when a JVP overflowed: no metric may come from a
+    /// Jacobian with NaN or infinite entries.
+    fn check_finite(&self) -> Result<()> {
+        let Some(k) = self.values.iter().position(|v| !v.is_finite()) else {
+            return Ok(());
+        };
+        let col = self.offsets.partition_point(|&o| o <= k) - 1;
+        Err(Error::NonFinite(format!(
+            "the Jacobian has {} non-finite entries, the first in column {col}: a JVP overflowed float32",
+            self.values.iter().filter(|v| !v.is_finite()).count()
+        )))
     }
 
     /// Copy column `col`'s footprint out of the image of its coloured tangent.

@@ -251,6 +251,11 @@ struct AnalyzeArgs {
     /// With --input-npy: print the records to stdout as JSON lines.
     #[arg(long)]
     json: bool,
+    /// Memory the run may use, e.g. 12G or 512M (default: what the machine
+    /// has available). The run is refused before it starts when a record
+    /// could need more (an upper bound from the block shapes).
+    #[arg(long)]
+    max_memory: Option<String>,
 }
 
 #[derive(Args)]
@@ -473,6 +478,11 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     let net = load(&a.model, DType::F32)?.model;
     let data = open_data(&a.data, &a.options)?;
     eval::check_fit(&net, &data, &a.data.display().to_string())?;
+    if a.limit == Some(0) {
+        return Err(Error::Usage(
+            "--limit 0: nothing to evaluate; give at least 1".into(),
+        ));
+    }
     let n = a.limit.unwrap_or(data.len()).min(data.len());
     let indices: Vec<usize> = (0..n).collect();
     let pb = bar(n, "eval");
@@ -594,7 +604,7 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
             )
         }
         (None, Some(npy)) => {
-            let t = read_input_npy(npy)?;
+            let t = run::read_input_tensors(npy)?;
             let (_, c, h, w) = t.dims4()?;
             (Inputs::Tensors(t), [c, h, w], npy.clone(), Vec::new())
         }
@@ -644,7 +654,9 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
         variants,
         save_eigenvalues: a.save_eigenvalues,
         class_names,
+        budget: run::memory::Budget::new(a.max_memory.as_deref())?,
     };
+    job.prepare(&inputs)?;
     if let (Some(data), false) = (&dataset, a.no_eval || shard.is_some_and(|s| s.index != 0)) {
         write_eval_once(&a.out, net, data)?;
     }
@@ -680,31 +692,6 @@ fn write_eval_once(dir: &Path, net: &model::ResNet, data: &Dataset) -> Result<()
     let outcomes = eval::evaluate(net, data, &indices, &|done| pb.set_position(done as u64))?;
     pb.finish_and_clear();
     run::write_eval(dir, &eval::summarize(&outcomes, data.class_names()))
-}
-
-/// Input tensors from a .npy: (N, C, H, W), or (C, H, W) for one input.
-fn read_input_npy(path: &Path) -> Result<candle_core::Tensor> {
-    let arr = stiffness_checkpoint::npy::read_npy(path)?;
-    let shape = match arr.shape[..] {
-        [n, c, h, w] => [n, c, h, w],
-        [c, h, w] => [1, c, h, w],
-        _ => {
-            return Err(Error::Usage(format!(
-                "{}: expected shape (N, C, H, W) or (C, H, W), found {:?}",
-                path.display(),
-                arr.shape
-            )))
-        }
-    };
-    let values = arr
-        .data
-        .into_f32()
-        .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
-    Ok(candle_core::Tensor::from_vec(
-        values,
-        &shape,
-        &candle_core::Device::Cpu,
-    )?)
 }
 
 /// The bundled default: a torchvision ResNet18 trained by this tool on
@@ -761,6 +748,7 @@ fn demo(a: DemoArgs) -> Result<()> {
         save_eigenvalues: true,
         no_eval: false,
         json: false,
+        max_memory: None,
     })?;
     let report_dir = a.out.join("report");
     report(ReportArgs {

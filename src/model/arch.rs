@@ -291,6 +291,12 @@ pub fn validate(
     source: &str,
 ) -> Result<()> {
     let expected: BTreeMap<String, Vec<usize>> = spec.expected_tensors().into_iter().collect();
+    if let Some((name, shape)) = expected.iter().find(|(_, s)| s.contains(&0)) {
+        return Err(Error::Model(format!(
+            "{source}: {name} would have shape {shape:?}: a zero-length axis (no channels, \
+             input channels or classes) makes no network; the checkpoint is corrupt or not a ResNet"
+        )));
+    }
     let missing: Vec<&String> = expected
         .keys()
         .filter(|k| !shapes.contains_key(*k))
@@ -361,14 +367,11 @@ fn guess(shapes: &BTreeMap<String, Vec<usize>>) -> std::result::Result<ArchSpec,
         return Err("no residual blocks (layer1.0.conv1.weight is missing)".into());
     }
     let stage_planes = (1..=stage_blocks.len())
-        .map(|stage| {
-            let name = format!("layer{stage}.0.conv1.weight");
-            shapes.get(&name).map(|s| s[0]).ok_or(format!("no {name}"))
-        })
+        .map(|stage| leading_dim(shapes, &format!("layer{stage}.0.conv1.weight")))
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let head = ["fc.weight", "linear.weight"]
-        .iter()
-        .find_map(|n| shapes.get(*n))
+        .into_iter()
+        .find(|n| shapes.contains_key(*n))
         .ok_or("no classifier head (fc.weight or linear.weight)")?;
     let has_projection = shapes.keys().any(|k| k.contains(".downsample."));
     Ok(ArchSpec {
@@ -378,13 +381,24 @@ fn guess(shapes: &BTreeMap<String, Vec<usize>>) -> std::result::Result<ArchSpec,
         stage_planes,
         stem_width,
         in_channels,
-        num_classes: head[0],
+        num_classes: leading_dim(shapes, head)?,
         shortcut: if has_projection || family == Family::Torchvision {
             ShortcutType::Projection
         } else {
             ShortcutType::OptionA
         },
     })
+}
+
+/// The first dimension of tensor `name`, which must exist and have rank >= 1.
+fn leading_dim(
+    shapes: &BTreeMap<String, Vec<usize>>,
+    name: &str,
+) -> std::result::Result<usize, String> {
+    let shape = shapes.get(name).ok_or(format!("no {name}"))?;
+    shape.first().copied().ok_or(format!(
+        "{name} is a scalar (shape []), expected a weight matrix or kernel"
+    ))
 }
 
 #[cfg(test)]

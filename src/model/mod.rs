@@ -2,6 +2,7 @@
 
 pub mod arch;
 pub mod block;
+pub mod fuzzing;
 pub mod geometry;
 pub mod layers;
 pub mod random;
@@ -124,13 +125,19 @@ impl ResNet {
                             .get("fc.weight")
                             .or_else(|| shapes.get("linear.weight")),
                     )
-                    .map(|(c, h)| (c.get(1).copied().unwrap_or(3), h[0]))
+                    .map(|(c, h)| {
+                        (
+                            c.get(1).copied().unwrap_or(3),
+                            h.first().copied().unwrap_or(10),
+                        )
+                    })
                     .unwrap_or((3, 10));
                 let spec = ArchSpec::preset(name, inferred_io.0, inferred_io.1)?;
                 arch::validate(&spec, &shapes, source)?;
                 spec
             }
         };
+        check_values(&spec, weights, source)?;
         Builder { weights, dtype }.build(spec)
     }
 
@@ -166,6 +173,12 @@ impl ResNet {
 
     /// Every block's shapes for an input of shape (C, H, W).
     pub fn block_shapes(&self, input: [usize; 3]) -> Result<Vec<BlockShape>> {
+        if input.contains(&0) {
+            return Err(Error::Usage(format!(
+                "input shape {}x{}x{} has a zero-length axis: there is nothing to analyse",
+                input[0], input[1], input[2]
+            )));
+        }
         if input[0] != self.spec.in_channels {
             return Err(Error::Usage(format!(
                 "input has {} channels but the model expects {}",
@@ -196,6 +209,44 @@ impl ResNet {
         }
         Ok(out)
     }
+}
+
+/// Refuse weights that would silently become numbers: every value of every
+/// tensor the architecture uses must be finite, and batch-norm running
+/// variances non-negative (`var + eps` is under a square root). Checked once,
+/// on the float32 values, before anything is built.
+fn check_values(spec: &ArchSpec, weights: &dyn WeightSource, source: &str) -> Result<()> {
+    for (name, _) in spec.expected_tensors() {
+        let Some((_, values)) = weights.tensor(&name) else {
+            continue;
+        };
+        let bad = |what: &str, fix: &str, test: &dyn Fn(f32) -> bool| {
+            let count = values.iter().filter(|v| test(**v)).count();
+            let first = values.iter().position(|v| test(*v));
+            match first {
+                None => Ok(()),
+                Some(i) => Err(Error::Model(format!(
+                    "{source}: tensor {name} has {count} {what} value(s) of {} (first at flat \
+                     index {i}: {}); {fix}",
+                    values.len(),
+                    values[i]
+                ))),
+            }
+        };
+        bad(
+            "non-finite",
+            "the checkpoint is corrupt or diverged in training",
+            &|v| !v.is_finite(),
+        )?;
+        if name.ends_with("running_var") {
+            bad(
+                "negative",
+                "a variance cannot be negative: the checkpoint is corrupt",
+                &|v| v < 0.0,
+            )?;
+        }
+    }
+    Ok(())
 }
 
 struct Builder<'a> {

@@ -20,17 +20,17 @@ use stiffness_spectrum::{
     sym_part_extremes_lanczos, EigenMetrics, LanczosOptions, SingularSummary, Spectrum,
 };
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::jacobian::FootprintJacobian;
 use crate::linearize::Linearization;
 use crate::model::JacobianKind;
 use crate::spectrum::exact_spectrum;
 
 /// Largest n_out * n_in for which a dense SVD is attempted for sigma_min.
-const DENSE_SVD_LIMIT: usize = 4096 * 4096;
+pub(crate) const DENSE_SVD_LIMIT: usize = 4096 * 4096;
 
 /// Largest n for which a dense symmetric eigen-solve backs up Lanczos.
-const DENSE_SYMMETRIC_LIMIT: usize = 4096;
+pub(crate) const DENSE_SYMMETRIC_LIMIT: usize = 4096;
 
 /// Lanczos for extreme eigenvalues: the Ritz residual bounds the eigenvalue
 /// error, so 1e-8 relative is far below the float32 accuracy (~1e-7) of J.
@@ -65,6 +65,8 @@ pub struct Measurement {
     /// The full spectrum, when it was computed (for `--save-eigenvalues`).
     pub eigenvalues: Option<Vec<Complex64>>,
     pub seconds: f64,
+    /// Why nothing was measured (see [`Record::failure`]).
+    pub failure: Option<String>,
 }
 
 impl Measurement {
@@ -88,20 +90,34 @@ impl Measurement {
         record.sigma_min = self.sigma_min;
         record.sigma_ratio = self.sigma_ratio;
         record.seconds = self.seconds;
+        record.failure = self.failure;
+    }
+
+    /// A record of `lin` with no metrics, only the reason.
+    pub fn failed(lin: &Linearization<'_>, reason: String) -> Self {
+        Measurement {
+            failure: Some(reason),
+            ..base(lin)
+        }
     }
 }
 
-/// Measure one (block, kind, variant).
+/// Measure one (block, kind, variant). A non-finite Jacobian (an overflow in
+/// a JVP) gives a [`Measurement::failed`] with the reason, never metrics.
 pub fn measure(
     lin: &Linearization<'_>,
     kind: JacobianKind,
     variant: SpectrumVariant,
 ) -> Result<Measurement> {
     let start = Instant::now();
-    let mut m = match variant {
-        SpectrumVariant::PaperCompat => paper(lin, kind)?,
-        SpectrumVariant::Exact if lin.is_square() => eigen(lin, kind)?,
-        SpectrumVariant::Exact => singular(lin, kind)?,
+    let measured = match variant {
+        SpectrumVariant::PaperCompat => paper(lin, kind),
+        SpectrumVariant::Exact if lin.is_square() => eigen(lin, kind),
+        SpectrumVariant::Exact => singular(lin, kind),
+    };
+    let mut m = match measured {
+        Err(Error::NonFinite(reason)) => Measurement::failed(lin, reason),
+        other => other?,
     };
     m.seconds = start.elapsed().as_secs_f64();
     Ok(m)

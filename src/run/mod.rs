@@ -9,6 +9,7 @@
 //! written atomically (temporary file + rename).
 
 pub mod measure;
+pub mod memory;
 pub mod sampling;
 
 use std::collections::BTreeSet;
@@ -52,6 +53,16 @@ impl std::str::FromStr for BlockFilter {
     }
 }
 
+impl std::fmt::Display for BlockFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BlockFilter::All => f.write_str("all"),
+            BlockFilter::Square => f.write_str("square"),
+            BlockFilter::Named(names) => f.write_str(&names.join(",")),
+        }
+    }
+}
+
 /// Where the analysed inputs come from.
 pub enum Inputs<'a> {
     /// A labelled data set; `indices` are the samples to analyse.
@@ -74,6 +85,8 @@ pub struct Job<'a> {
     pub variants: Vec<SpectrumVariant>,
     pub save_eigenvalues: bool,
     pub class_names: Vec<String>,
+    /// The memory the run may use (checked before it starts); `None`: unchecked.
+    pub budget: Option<memory::Budget>,
 }
 
 /// Progress reports from the job (implemented by the CLI's progress bar).
@@ -105,9 +118,9 @@ pub fn select_blocks(
     filter: &BlockFilter,
 ) -> Result<Vec<usize>> {
     let shapes = model.block_shapes(input)?;
-    match filter {
-        BlockFilter::All => Ok((0..shapes.len()).collect()),
-        BlockFilter::Square => Ok((0..shapes.len()).filter(|&i| shapes[i].square).collect()),
+    let selected = match filter {
+        BlockFilter::All => (0..shapes.len()).collect(),
+        BlockFilter::Square => (0..shapes.len()).filter(|&i| shapes[i].square).collect(),
         BlockFilter::Named(names) => names
             .iter()
             .map(|name| {
@@ -119,8 +132,58 @@ pub fn select_blocks(
                     ))
                 })
             })
-            .collect(),
+            .collect::<Result<Vec<usize>>>()?,
+    };
+    if selected.is_empty() {
+        return Err(Error::Usage(format!(
+            "--blocks {filter}: selects no block of {} at input {}x{}x{}; choose --blocks all or names",
+            model.spec.name(),
+            input[0],
+            input[1],
+            input[2]
+        )));
     }
+    Ok(selected)
+}
+
+/// Input tensors from a .npy file: (N, C, H, W), or (C, H, W) for one input.
+/// Refused with an error naming the file: another rank, a zero-length axis
+/// (no images, or empty images) and any NaN or infinite value (naming the
+/// image).
+pub fn read_input_tensors(path: &Path) -> Result<Tensor> {
+    let arr = stiffness_checkpoint::npy::read_npy(path)?;
+    let shape = match arr.shape[..] {
+        [n, c, h, w] => [n, c, h, w],
+        [c, h, w] => [1, c, h, w],
+        _ => {
+            return Err(Error::Usage(format!(
+                "{}: expected shape (N, C, H, W) or (C, H, W), found {:?}",
+                path.display(),
+                arr.shape
+            )))
+        }
+    };
+    if shape.contains(&0) {
+        let what = if shape[0] == 0 {
+            "holds no images"
+        } else {
+            "has a zero-length axis"
+        };
+        return Err(Error::Usage(format!(
+            "{}: {what} (shape {:?}); give at least one (C, H, W) image with C, H, W > 0",
+            path.display(),
+            arr.shape
+        )));
+    }
+    let values = arr
+        .data
+        .into_f32()
+        .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+    let per_image = shape[1..].iter().product::<usize>();
+    for (i, image) in values.chunks(per_image).enumerate() {
+        stiffness_data::check_finite(image, || format!("{} image {i}", path.display()))?;
+    }
+    Ok(Tensor::from_vec(values, &shape, &candle_core::Device::Cpu)?)
 }
 
 /// The record file of an output directory, opened for appending, with the
@@ -202,10 +265,19 @@ impl RecordLog {
     }
 }
 
-/// A sample to analyse: its index, outcome, and input tensor (1, C, H, W).
+/// A sample to analyse: its outcome and every block's input (1, C, H, W).
 struct Probe {
     outcome: Outcome,
     block_inputs: Vec<Tensor>,
+    /// Why the sample cannot be analysed: the forward pass produced a
+    /// non-finite value (its outcome and block inputs are then meaningless).
+    overflow: Option<String>,
+}
+
+/// Whether every value of `t` is finite.
+fn all_finite(t: &Tensor) -> Result<bool> {
+    let values = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+    Ok(values.iter().all(|v| v.is_finite()))
 }
 
 impl Job<'_> {
@@ -217,8 +289,7 @@ impl Job<'_> {
         resume: bool,
         progress: &dyn Progress,
     ) -> Result<usize> {
-        let samples = self.sample_ids(inputs)?;
-        self.check_square_for_paper_compat(inputs, &samples)?;
+        let samples = self.prepare(inputs)?;
         std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
         self.check_or_write_manifest(dir, resume)?;
         let log = RecordLog::open(dir, resume)?;
@@ -242,6 +313,68 @@ impl Job<'_> {
             .sum();
         self.write_csv(dir)?;
         Ok(written)
+    }
+
+    /// The samples to analyse, after every check that needs no output:
+    /// at least one sample, square inputs for the paper-compatible variant.
+    /// [`Job::run`] calls it; call it first to refuse a run before other
+    /// work (such as the evaluation) is done.
+    pub fn prepare(&self, inputs: &Inputs<'_>) -> Result<Vec<usize>> {
+        let samples = self.sample_ids(inputs)?;
+        if samples.is_empty() {
+            return Err(Error::Usage(match self.manifest.shard {
+                Some(s) => format!(
+                    "shard {}/{} gets no sample: there are fewer samples than shards; use fewer shards",
+                    s.index, s.count
+                ),
+                None => "no samples to analyse: --per-class and --samples must be at least 1, \
+                         and the data must hold images"
+                    .into(),
+            }));
+        }
+        if let Inputs::Data { data, .. } = inputs {
+            // Decode every chosen image now: an undecodable or non-finite
+            // one is refused before any record is written.
+            samples
+                .par_iter()
+                .try_for_each(|&i| data.get(i).map(drop))?;
+        }
+        self.check_square_for_paper_compat(inputs, &samples)?;
+        self.check_memory(samples.len())?;
+        Ok(samples)
+    }
+
+    /// Refuse the run when a record would need more memory than the budget
+    /// (see [`memory`]): every selected (block, kind, variant), with as many
+    /// samples in flight as there are worker threads, plus both copies of
+    /// the weights (float32 and float64).
+    fn check_memory(&self, samples: usize) -> Result<()> {
+        let Some(budget) = self.budget else {
+            return Ok(());
+        };
+        let shapes = self.model.block_shapes(self.manifest.input_shape)?;
+        let parallel = rayon::current_num_threads().clamp(1, samples.max(1)) as u64;
+        let weights = 12 * self.model.parameter_count() as u64;
+        for &b in &self.blocks {
+            let (block, input) = (&self.model.blocks[b], shapes[b].input);
+            for &kind in &self.kinds {
+                for &variant in &self.variants {
+                    let peak = memory::record_peak(block, kind, variant, input);
+                    budget.check(weights + parallel * peak, || {
+                        let at_once = if parallel > 1 {
+                            format!(" with {parallel} samples in parallel (--threads 1 analyses one at a time)")
+                        } else {
+                            String::new()
+                        };
+                        format!(
+                            "block {} ({kind} Jacobian, {variant} spectrum, input {}x{}x{}){at_once}",
+                            block.name, input[0], input[1], input[2]
+                        )
+                    })?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn sample_ids(&self, inputs: &Inputs<'_>) -> Result<Vec<usize>> {
@@ -319,9 +452,23 @@ impl Job<'_> {
             .to_vec1::<f32>()?;
         let guess = Outcome::from_logits(sample, 0, &logits).predicted;
         let outcome = Outcome::from_logits(sample, label.unwrap_or(guess), &logits);
+        let mut overflow = None;
+        for (b, h) in block_inputs.iter().enumerate() {
+            if !all_finite(h)? {
+                let name = &self.model.blocks[b].name;
+                overflow = Some(format!(
+                    "the forward pass overflowed: the input of {name} is not finite"
+                ));
+                break;
+            }
+        }
+        if overflow.is_none() && logits.iter().any(|z| !z.is_finite()) {
+            overflow = Some("the forward pass overflowed: the logits are not finite".into());
+        }
         Ok(Probe {
             outcome,
             block_inputs,
+            overflow,
         })
     }
 
@@ -344,7 +491,13 @@ impl Job<'_> {
                     Linearization::new(block, &self.model64.blocks[b], &probe.block_inputs[b])?;
                 let records = missing
                     .iter()
-                    .map(|&(k, v)| self.record(dir, &lin, &probe, b, k, v))
+                    .map(|&(k, v)| match &probe.overflow {
+                        Some(reason) => {
+                            let m = measure::Measurement::failed(&lin, reason.clone());
+                            Ok(self.record_of(m, &lin, &probe, b, k, v))
+                        }
+                        None => self.record(dir, &lin, &probe, b, k, v),
+                    })
                     .collect::<Result<Vec<_>>>()?;
                 log.append(&records)?;
                 written += records.len();
@@ -364,12 +517,29 @@ impl Job<'_> {
         variant: SpectrumVariant,
     ) -> Result<Record> {
         let mut m = measure::measure(lin, kind, variant)?;
-        let o = &probe.outcome;
         let block = &self.model.blocks[block_index].name;
+        let sample = probe.outcome.index;
         let eigenvalues_file = match (self.save_eigenvalues, m.eigenvalues.take()) {
-            (true, Some(values)) => Some(save_eigenvalues(dir, o.index, block, kind, &values)?),
+            (true, Some(values)) => Some(save_eigenvalues(dir, sample, block, kind, &values)?),
             _ => None,
         };
+        let mut record = self.record_of(m, lin, probe, block_index, kind, variant);
+        record.eigenvalues_file = eigenvalues_file;
+        Ok(record)
+    }
+
+    /// The record of measurement `m`, with the sample's and model's identity.
+    fn record_of(
+        &self,
+        m: measure::Measurement,
+        lin: &Linearization<'_>,
+        probe: &Probe,
+        block_index: usize,
+        kind: JacobianKind,
+        variant: SpectrumVariant,
+    ) -> Record {
+        let o = &probe.outcome;
+        let block = &self.model.blocks[block_index].name;
         let mut record = Record {
             model: self.manifest_model_name(),
             model_sha256: self.manifest.model_sha256.clone(),
@@ -388,11 +558,10 @@ impl Job<'_> {
             kind,
             spectrum: variant,
             square: lin.is_square(),
-            eigenvalues_file,
             ..Record::default()
         };
         m.fill(&mut record);
-        Ok(record)
+        record
     }
 
     fn manifest_model_name(&self) -> String {

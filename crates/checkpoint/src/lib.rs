@@ -16,6 +16,8 @@
 pub mod dtype;
 pub mod error;
 mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod npy;
 pub mod pickle;
 pub mod safetensors;

@@ -1,6 +1,6 @@
 //! [`Dataset`]: an [`ImageSource`] plus a [`Transform`].
 
-use crate::error::{DataError, Result};
+use crate::error::{check_finite, DataError, Result};
 use crate::source::ImageSource;
 use crate::transform::Transform;
 
@@ -36,6 +36,17 @@ impl Dataset {
     /// Wrap a source.
     pub fn new(source: Box<dyn ImageSource>, transform: Transform) -> Self {
         Dataset { source, transform }
+    }
+
+    /// Error naming `path` when the data set holds no image.
+    pub fn require_images(&self, path: &std::path::Path) -> Result<()> {
+        if self.is_empty() {
+            return Err(DataError::invalid(
+                path,
+                "holds no images; check the path, the --split and the --format",
+            ));
+        }
+        Ok(())
     }
 
     /// Number of images.
@@ -78,7 +89,9 @@ impl Dataset {
         self.source.describe(i)
     }
 
-    /// Load, decode and transform image `i`. Errors name the image.
+    /// Load, decode and transform image `i`. Errors name the image; an image
+    /// with a NaN or infinite value (read from a float file, or made by the
+    /// normalisation) is an error, never a sample.
     pub fn get(&self, i: usize) -> Result<Sample> {
         if i >= self.len() {
             return Err(DataError::OutOfRange {
@@ -91,6 +104,7 @@ impl Dataset {
             DataError::Option(msg) => DataError::Option(format!("{}: {msg}", self.describe(i))),
             other => other,
         })?;
+        check_finite(&image.pixels, || self.describe(i))?;
         Ok(Sample {
             shape: image.shape(),
             image: image.pixels,

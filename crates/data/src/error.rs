@@ -40,6 +40,20 @@ pub enum DataError {
         /// The data set's size.
         len: usize,
     },
+    /// An image holds NaN or infinite values (after its transform), which no
+    /// analysis may turn into numbers.
+    #[error("{image}: {count} of {total} values are not finite (NaN or infinity), the first at \
+             flat index {first}; remove or repair the image (for a .npy data set, check how it was made)")]
+    NonFinite {
+        /// Which image (see `ImageSource::describe`).
+        image: String,
+        /// How many values are not finite.
+        count: usize,
+        /// Values in the image.
+        total: usize,
+        /// Flat CHW index of the first one.
+        first: usize,
+    },
     /// A bad option value (normalisation string, crop size, format name, ...).
     #[error("{0}")]
     Option(String),
@@ -61,6 +75,19 @@ impl DataError {
             reason: reason.into(),
         }
     }
+}
+
+/// `Err(NonFinite)` naming `image` unless every value is finite.
+pub fn check_finite(values: &[f32], image: impl FnOnce() -> String) -> Result<()> {
+    let Some(first) = values.iter().position(|v| !v.is_finite()) else {
+        return Ok(());
+    };
+    Err(DataError::NonFinite {
+        image: image(),
+        count: values.iter().filter(|v| !v.is_finite()).count(),
+        total: values.len(),
+        first,
+    })
 }
 
 /// Result with [`DataError`].

@@ -114,19 +114,43 @@ fn class_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Decode an image file (format sniffed from its bytes) to RGB CHW values in
-/// `[0, 1]`.
+/// Largest image side decoded, in pixels (larger headers are refused before
+/// any pixel buffer is allocated).
+pub const MAX_IMAGE_SIDE: u32 = 16_384;
+
+/// Largest buffer the decoder may allocate, in bytes.
+pub const MAX_DECODE_BYTES: u64 = 256 << 20;
+
+/// Read and decode an image file to RGB CHW values in `[0, 1]`.
 pub fn load_rgb(path: &Path) -> Result<RawImage> {
-    let bytes = read_file(path)?;
+    decode_rgb(&read_file(path)?, path)
+}
+
+/// Decode image bytes (format sniffed from them; `path` names the file in
+/// errors) to RGB CHW values in `[0, 1]`. Images larger than
+/// [`MAX_IMAGE_SIDE`] on a side, or whose decoding would allocate more than
+/// [`MAX_DECODE_BYTES`], are refused.
+pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RawImage> {
     let decode_err = |source| DataError::Decode {
         path: path.to_path_buf(),
         source,
     };
-    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| DataError::io(path, e))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
     let rgb = reader.decode().map_err(decode_err)?.to_rgb8();
     let (width, height) = (rgb.width() as usize, rgb.height() as usize);
+    if width == 0 || height == 0 {
+        return Err(DataError::invalid(
+            path,
+            format!("image is {width}x{height} pixels: it has no pixels"),
+        ));
+    }
     let plane = width * height;
     let mut pixels = vec![0.0; 3 * plane];
     for (k, px) in rgb.pixels().enumerate() {

@@ -68,6 +68,8 @@ mod cifar_py;
 mod dataset;
 mod error;
 mod folder;
+#[doc(hidden)]
+pub mod fuzzing;
 mod idx;
 mod npy;
 mod open;
@@ -80,8 +82,11 @@ pub use cifar_bin::{
 };
 pub use cifar_py::{open_cifar_py, parse_cifar_py};
 pub use dataset::{Dataset, Sample};
-pub use error::{DataError, Result};
-pub use folder::{is_image_file, load_rgb, ImageFolder, IMAGE_EXTENSIONS};
+pub use error::{check_finite, DataError, Result};
+pub use folder::{
+    decode_rgb, is_image_file, load_rgb, ImageFolder, IMAGE_EXTENSIONS, MAX_DECODE_BYTES,
+    MAX_IMAGE_SIDE,
+};
 pub use idx::{idx_labels_path, open_idx, parse_idx_pair, FASHION_MNIST_CLASSES};
 pub use npy::{npy_labels_path, open_npy, parse_npy_pair};
 pub use open::{resolve, Format, Resolved, Split};

@@ -181,10 +181,9 @@ impl Dataset {
         split: Split,
         transform: Transform,
     ) -> Result<Dataset> {
-        Ok(Dataset::new(
-            resolve(path, format, split)?.open()?,
-            transform,
-        ))
+        let data = Dataset::new(resolve(path, format, split)?.open()?, transform);
+        data.require_images(path)?;
+        Ok(data)
     }
 }
 

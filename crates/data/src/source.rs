@@ -136,7 +136,21 @@ impl ArraySource {
                 "pixel data is shorter than the images its header announces; the file is truncated",
             ));
         }
-        check_labels(&path, &self.labels, &self.class_names)
+        check_labels(&path, &self.labels, &self.class_names)?;
+        self.check_finite()
+    }
+
+    /// Float pixels are refused up front when any is NaN or infinite, naming
+    /// the first such image (bytes are always finite).
+    fn check_finite(&self) -> Result<()> {
+        let Pixels::F32(values) = &self.pixels else {
+            return Ok(());
+        };
+        (0..self.len()).try_for_each(|i| {
+            let start = self.offset + i * self.stride;
+            let image = &values[start..start + self.layout.size()];
+            crate::error::check_finite(image, || self.describe(i))
+        })
     }
 }
 

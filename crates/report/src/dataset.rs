@@ -52,6 +52,9 @@ pub struct Dataset {
     pub conflicting: usize,
     /// Truncated final lines skipped while reading.
     pub skipped_lines: usize,
+    /// Records that carry a `failure` (nothing was measured), left out of
+    /// `records` and of every statistic: (sample, block, reason).
+    pub failed: Vec<(usize, String, String)>,
 }
 
 impl Dataset {
@@ -100,8 +103,18 @@ impl Dataset {
         let mut kept: BTreeMap<RecordKey, usize> = BTreeMap::new();
         let (mut records, mut origin): (Vec<Record>, Vec<PathBuf>) = (Vec::new(), Vec::new());
         let (mut duplicates, mut conflicting) = (0, 0);
+        let mut failed = Vec::new();
         for (_, (r, d)) in keyed {
+            if let Some(reason) = &r.failure {
+                if kept.insert(r.key(), usize::MAX).is_none() {
+                    failed.push((r.sample, r.block.clone(), reason.clone()));
+                }
+                continue;
+            }
             if let Some(&i) = kept.get(&r.key()) {
+                if i == usize::MAX {
+                    continue;
+                }
                 duplicates += 1;
                 conflicting += usize::from(!same_result(&records[i], &r));
                 continue;
@@ -119,6 +132,7 @@ impl Dataset {
             duplicates,
             conflicting,
             skipped_lines,
+            failed,
         }
     }
 

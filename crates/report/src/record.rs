@@ -77,7 +77,8 @@ pub struct Record {
     pub label_name: String,
     /// Predicted label (arg-max of the logits).
     pub predicted: usize,
-    /// Per-sample cross-entropy loss.
+    /// Per-sample cross-entropy loss ("nan" when the logits were not finite).
+    #[serde(with = "nonfinite")]
     pub loss: f64,
     /// Whether `predicted == label`.
     pub correct: bool,
@@ -141,6 +142,11 @@ pub struct Record {
     pub eigenvalues_file: Option<String>,
     /// Wall-clock seconds spent on this record.
     pub seconds: f64,
+    /// Why the metrics are missing, when the record could not be computed
+    /// honestly (e.g. the forward pass or a JVP overflowed to a non-finite
+    /// value); every metric is then null. `None` for a computed record.
+    #[serde(default)]
+    pub failure: Option<String>,
 }
 
 /// The identity of a record: records with equal keys are duplicates (for
@@ -392,6 +398,7 @@ pub fn record_columns() -> Vec<&'static str> {
         "sigma_ratio",
         "eigenvalues_file",
         "seconds",
+        "failure",
     ]
 }
 

@@ -169,6 +169,25 @@ fn data_notes(data: &Dataset) -> Vec<String> {
             data.skipped_lines
         ));
     }
+    if !data.failed.is_empty() {
+        let listed: Vec<String> = data
+            .failed
+            .iter()
+            .take(10)
+            .map(|(sample, block, reason)| format!("sample {sample}, {block}: {reason}"))
+            .collect();
+        let more = data.failed.len().saturating_sub(listed.len());
+        notes.push(format!(
+            "{} records could not be computed and are left out of every table and test ({}{}).",
+            data.failed.len(),
+            listed.join("; "),
+            if more > 0 {
+                format!("; and {more} more")
+            } else {
+                String::new()
+            }
+        ));
+    }
     notes
 }
 

@@ -30,3 +30,27 @@ pub fn shared(needs: &str) -> Option<PathBuf> {
     eprintln!("SKIPPED: {message}");
     None
 }
+
+/// Replay a fuzzing regression corpus: every file of
+/// `fuzz_dir/regressions/<target>/` through its target's entry point (a
+/// panic fails the test). Every target must have at least one file; returns
+/// the number of inputs replayed.
+pub fn replay_fuzz_regressions(fuzz_dir: &std::path::Path, targets: &[(&str, fn(&[u8]))]) -> usize {
+    let mut replayed = 0;
+    for (name, run) in targets {
+        let dir = fuzz_dir.join("regressions").join(name);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "{}: no regression inputs", dir.display());
+        for file in files {
+            let data = std::fs::read(&file).unwrap();
+            let outcome = std::panic::catch_unwind(|| run(&data));
+            assert!(outcome.is_ok(), "{} panicked on {}", name, file.display());
+            replayed += 1;
+        }
+    }
+    replayed
+}

@@ -1,6 +1,4 @@
 //! Fuzzes safetensors loading.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = stiffness_checkpoint::safetensors::parse_safetensors(data);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| stiffness_checkpoint::fuzzing::safetensors(data));

@@ -1,11 +1,4 @@
-#![no_main]
 //! CIFAR-10/100 binary batch parsing.
-use libfuzzer_sys::fuzz_target;
-include!("common.rs");
+#![no_main]
 
-fuzz_target!(|data: &[u8]| {
-    exercise(stiffness_data::parse_cifar_bin(
-        data.to_vec(),
-        std::path::Path::new("fuzz.bin"),
-    ));
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| stiffness_data::fuzzing::cifar_bin(data));

@@ -104,6 +104,7 @@ pub fn record(sample: usize, block: usize, kind: Kind, variant: SpectrumVariant)
         eigenvalues_file: (eig && sample == 0 && block == 3)
             .then(|| format!("eig/s0_{name}_{kind}.npy")),
         seconds: 0.5,
+        failure: None,
     }
 }
 
