@@ -3,32 +3,17 @@
 //! the problem, does not panic and leaves no output; values that overflow
 //! inside the network become records with a reason and no metric.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+use common::{scratch, stderr, tool};
 
 use resnet_stiffness::model::{random, ArchSpec};
 use stiffness_checkpoint::npy::write_npy_f32;
 use stiffness_checkpoint::safetensors::{save_safetensors, SaveDType};
 use stiffness_checkpoint::{StateDict, Tensor};
-
-fn tool<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_resnet-stiffness"))
-        .args(args)
-        .output()
-        .expect("run resnet-stiffness")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bad-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// A CIFAR ResNet8 (16/32/64 channels, 3 input channels, 10 classes) with
 /// random weights, passed through `edit` before it is written as float32
@@ -102,7 +87,7 @@ fn analyze<'a>(model: &'a Path, input: &'a Path, out: &'a Path) -> Vec<&'a str> 
 
 #[test]
 fn degenerate_input_tensors_are_refused() {
-    let dir = scratch("inputs");
+    let dir = scratch("bad-inputs");
     let model = resnet8(&dir, "resnet8.safetensors", |_| {});
     let out = dir.join("out");
     let cases: Vec<(PathBuf, Vec<&str>)> = vec![
@@ -140,7 +125,7 @@ fn degenerate_input_tensors_are_refused() {
 
 #[test]
 fn malformed_and_non_finite_weights_are_refused() {
-    let dir = scratch("weights");
+    let dir = scratch("bad-weights");
     let image = npy(&dir, "image.npy", &[1, 3, 32, 32], |i| {
         (i as f32 * 0.1).sin()
     });
@@ -203,7 +188,7 @@ fn malformed_and_non_finite_weights_are_refused() {
 
 #[test]
 fn empty_selections_are_refused() {
-    let dir = scratch("empty");
+    let dir = scratch("bad-empty");
     let model = resnet8(&dir, "resnet8.safetensors", |_| {});
     let out = dir.join("out");
     // An npy data set with no image (and its labels file).
@@ -260,7 +245,7 @@ fn empty_selections_are_refused() {
 
 #[test]
 fn non_finite_images_in_a_data_set_are_refused_up_front() {
-    let dir = scratch("dataset");
+    let dir = scratch("bad-dataset");
     let model = resnet8(&dir, "resnet8.safetensors", |_| {});
     let out = dir.join("out");
     let images = npy(&dir, "images.npy", &[3, 3, 32, 32], |i| {
@@ -320,7 +305,7 @@ fn non_finite_images_in_a_data_set_are_refused_up_front() {
 
 #[test]
 fn undecodable_image_in_a_folder_is_refused_before_any_record() {
-    let dir = scratch("folder");
+    let dir = scratch("bad-folder");
     let model = resnet8(&dir, "resnet8.safetensors", |_| {});
     let out = dir.join("out");
     for class in ["cat", "dog"] {
@@ -349,7 +334,7 @@ fn undecodable_image_in_a_folder_is_refused_before_any_record() {
 
 #[test]
 fn overflow_inside_the_network_becomes_a_record_with_a_reason() {
-    let dir = scratch("overflow");
+    let dir = scratch("bad-overflow");
     // Finite weights whose forward pass overflows float32 in stage 2.
     let model = resnet8(&dir, "huge.safetensors", |s| {
         for name in ["layer2.0.conv1.weight", "layer2.0.conv2.weight"] {
@@ -419,7 +404,7 @@ fn overflow_inside_the_network_becomes_a_record_with_a_reason() {
 
 #[test]
 fn memory_beyond_the_limit_is_refused_before_anything_is_allocated() {
-    let dir = scratch("memory");
+    let dir = scratch("bad-memory");
     let model = resnet8(&dir, "resnet8.safetensors", |_| {});
     let image = npy(&dir, "image.npy", &[1, 3, 32, 32], |i| {
         (i as f32 * 0.1).sin()
@@ -442,7 +427,7 @@ fn memory_beyond_the_limit_is_refused_before_anything_is_allocated() {
 /// path would need more than 12 GB), instead of aborting after 45 s.
 #[test]
 fn resnet50_stage4_at_224_is_refused_under_12_gb() {
-    let dir = scratch("r50");
+    let dir = scratch("bad-r50");
     let spec = ArchSpec::preset("resnet50", 3, 10).unwrap();
     let state: StateDict = random::weights(&spec, 3)
         .into_iter()

@@ -4,31 +4,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use common::shared;
-
-fn tool<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_resnet-stiffness"))
-        .args(args)
-        .output()
-        .expect("run resnet-stiffness")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{scratch, shared, stderr, tool};
 
 #[test]
 fn bad_inputs_exit_2_with_a_message_naming_the_file() {
-    let dir = scratch("bad");
+    let dir = scratch("cli-bad");
     let junk = dir.join("junk.pt");
     std::fs::write(&junk, b"\x7fELF not a checkpoint").unwrap();
     let truncated = dir.join("trunc.safetensors");
@@ -64,7 +46,7 @@ fn inspect_lists_blocks_of_a_real_checkpoint() {
 fn eval_wrong_data_is_a_clear_error() {
     let Some(shared) = shared() else { return };
     let model = shared.join("models/cifar10-resnet-akamaster/resnet20-12fca82f.th");
-    let dir = scratch("evalbad");
+    let dir = scratch("cli-evalbad");
     let o = tool(&[
         "eval",
         "--model",
@@ -125,7 +107,7 @@ fn killed_run_resumes_to_the_same_records() {
     let model = shared.join("models/cifar10-resnet-akamaster/resnet20-12fca82f.th");
     let input = shared.join("golden/resnet20/input.npy");
     let (model, input) = (model.to_str().unwrap(), input.to_str().unwrap());
-    let full = scratch("resume-full");
+    let full = scratch("cli-resume-full");
     let o = tool(&analyze_args(model, input, full.to_str().unwrap()));
     assert!(o.status.success(), "{}", stderr(&o));
     let want = record_set(&full);
@@ -166,7 +148,7 @@ fn sigkill_then_resume_completes_the_run() {
     let model = shared.join("models/cifar10-resnet-akamaster/resnet20-12fca82f.th");
     let input = shared.join("golden/resnet20/input.npy");
     let (model, input) = (model.to_str().unwrap(), input.to_str().unwrap());
-    let dir = scratch("sigkill");
+    let dir = scratch("cli-sigkill");
     let mut child = Command::new(env!("CARGO_BIN_EXE_resnet-stiffness"))
         .args(analyze_args(model, input, dir.to_str().unwrap()))
         .stderr(std::process::Stdio::null())
@@ -223,12 +205,12 @@ fn shards_merge_to_the_unsharded_run() {
         let o = tool(&args);
         assert!(o.status.success(), "{}", stderr(&o));
     };
-    let whole = scratch("shard-whole");
+    let whole = scratch("cli-shard-whole");
     run(&whole, None);
     let (a, b, merged) = (
-        scratch("shard-0"),
-        scratch("shard-1"),
-        scratch("shard-merged"),
+        scratch("cli-shard-0"),
+        scratch("cli-shard-1"),
+        scratch("cli-shard-merged"),
     );
     run(&a, Some("0/2"));
     run(&b, Some("1/2"));
@@ -243,7 +225,7 @@ fn shards_merge_to_the_unsharded_run() {
     assert_eq!(record_set(&merged), record_set(&whole));
     assert_eq!(record_set(&whole).len(), 10, "one sample per class");
     // A shard of another run (different seed) is refused.
-    let other = scratch("shard-other");
+    let other = scratch("cli-shard-other");
     let manifest = std::fs::read_to_string(b.join("manifest.json")).unwrap();
     std::fs::write(
         other.join("manifest.json"),
@@ -254,7 +236,7 @@ fn shards_merge_to_the_unsharded_run() {
     let o = tool(&[
         "merge",
         "--out",
-        scratch("shard-bad").to_str().unwrap(),
+        scratch("cli-shard-bad").to_str().unwrap(),
         a.to_str().unwrap(),
         other.to_str().unwrap(),
     ]);
@@ -267,7 +249,7 @@ fn analyze_rejects_bad_options_and_inputs_with_exit_2() {
     let Some(shared) = shared() else { return };
     let model = shared.join("models/cifar10-resnet-akamaster/resnet20-12fca82f.th");
     let input = shared.join("golden/resnet20/input.npy");
-    let dir = scratch("analyze-bad");
+    let dir = scratch("cli-analyze-bad");
     let flat = dir.join("flat.npy");
     stiffness_checkpoint::npy::write_npy_f32(&flat, &[4, 5], &[0.0; 20]).unwrap();
     let junk = dir.join("junk.npy");
@@ -343,7 +325,7 @@ fn tiny_training(data: &Path, out: &Path, epochs: &str, limit: &str) -> Vec<Stri
 fn exported_command_line_retrains_identical_weights() {
     let Some(shared) = shared() else { return };
     let data = shared.join("data/cifar10-jpg");
-    let dir = scratch("train-export");
+    let dir = scratch("cli-train-export");
     let (run, again, model) = (dir.join("run"), dir.join("again"), dir.join("model"));
     let (data, run_s, again_s) = (
         data.to_str().unwrap(),
@@ -378,7 +360,7 @@ fn exported_command_line_retrains_identical_weights() {
 fn report_follows_stiffness_across_training_checkpoints() {
     let Some(shared) = shared() else { return };
     let data = shared.join("data/cifar10-jpg");
-    let dir = scratch("across-training");
+    let dir = scratch("cli-across-training");
     let run = dir.join("run");
     let o = tool(&tiny_training(&data, &run, "2", "64"));
     assert!(o.status.success(), "{}", stderr(&o));
@@ -457,7 +439,7 @@ fn report_follows_stiffness_across_training_checkpoints() {
 fn training_killed_mid_epoch_resumes_bit_identically() {
     let Some(shared) = shared() else { return };
     let data = shared.join("data/cifar10-jpg");
-    let dir = scratch("train-kill");
+    let dir = scratch("cli-train-kill");
     let args = |out: &Path| -> Vec<String> {
         let mut args = tiny_training(&data, out, "2", "512");
         args.extend(["--save-minutes".into(), "0".into()]);
@@ -560,7 +542,7 @@ fn training_killed_mid_epoch_resumes_bit_identically() {
 /// 40 records (10 images x 2 kinds x 2 spectra) and the report.
 #[test]
 fn demo_runs_on_the_bundled_default() {
-    let dir = scratch("demo");
+    let dir = scratch("cli-demo");
     let out = dir.to_str().unwrap();
     let o = tool(&[
         "demo",

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::process::{Command, Output};
 
 use candle_core::{DType, Device, Tensor};
 use stiffness_checkpoint::npy::read_npy;
@@ -43,4 +44,25 @@ pub fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
         .fold(0.0, f64::max);
     let scale = b.iter().map(|y| y.abs()).fold(0.0, f64::max);
     diff / scale
+}
+
+/// Run the command-line tool with `args`.
+pub fn tool<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_resnet-stiffness"))
+        .args(args)
+        .output()
+        .expect("run resnet-stiffness")
+}
+
+/// A fresh, empty folder `name` under the test target's temporary folder.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A command's stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
 }
