@@ -25,8 +25,11 @@ pub fn torch(data: &[u8]) {
     }
 }
 
+/// A target: its name and entry point.
+pub type Target = (&'static str, fn(&[u8]));
+
 /// Every target by name, for the regression replay.
-pub const TARGETS: [(&str, fn(&[u8])); 4] = [
+pub const TARGETS: [Target; 4] = [
     ("npy", npy),
     ("pickle", pickle),
     ("safetensors", safetensors),

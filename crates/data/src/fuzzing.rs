@@ -78,8 +78,11 @@ pub fn image_decode(data: &[u8]) {
     let _ = transform.apply(image);
 }
 
+/// A target: its name and entry point.
+pub type Target = (&'static str, fn(&[u8]));
+
 /// Every target by name, for the regression replay.
-pub const TARGETS: [(&str, fn(&[u8])); 5] = [
+pub const TARGETS: [Target; 5] = [
     ("cifar_bin", cifar_bin),
     ("cifar_py", cifar_py),
     ("idx", idx),

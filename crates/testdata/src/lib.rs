@@ -31,11 +31,14 @@ pub fn shared(needs: &str) -> Option<PathBuf> {
     None
 }
 
+/// A fuzz target: its name (the folder of its inputs) and entry point.
+pub type FuzzTarget<'a> = (&'a str, fn(&[u8]));
+
 /// Replay a fuzzing regression corpus: every file of
 /// `fuzz_dir/regressions/<target>/` through its target's entry point (a
 /// panic fails the test). Every target must have at least one file; returns
 /// the number of inputs replayed.
-pub fn replay_fuzz_regressions(fuzz_dir: &std::path::Path, targets: &[(&str, fn(&[u8]))]) -> usize {
+pub fn replay_fuzz_regressions(fuzz_dir: &std::path::Path, targets: &[FuzzTarget<'_>]) -> usize {
     let mut replayed = 0;
     for (name, run) in targets {
         let dir = fuzz_dir.join("regressions").join(name);
