@@ -106,7 +106,9 @@ impl Dataset {
         let mut failed = Vec::new();
         for (_, (r, d)) in keyed {
             if let Some(reason) = &r.failure {
-                if kept.insert(r.key(), usize::MAX).is_none() {
+                // A failure kept once (marked usize::MAX); never replaces a computed record.
+                if !kept.contains_key(&r.key()) {
+                    kept.insert(r.key(), usize::MAX);
                     failed.push((r.sample, r.block.clone(), reason.clone()));
                 }
                 continue;
