@@ -107,8 +107,8 @@ impl Dataset {
         for (_, (r, d)) in keyed {
             if let Some(reason) = &r.failure {
                 // A failure kept once (marked usize::MAX); never replaces a computed record.
-                if !kept.contains_key(&r.key()) {
-                    kept.insert(r.key(), usize::MAX);
+                if let std::collections::btree_map::Entry::Vacant(slot) = kept.entry(r.key()) {
+                    slot.insert(usize::MAX);
                     failed.push((r.sample, r.block.clone(), reason.clone()));
                 }
                 continue;
