@@ -656,7 +656,7 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
         class_names,
         budget: run::memory::Budget::new(a.max_memory.as_deref())?,
     };
-    job.prepare(&inputs)?;
+    let prepared = job.prepare(&inputs)?;
     if let (Some(data), false) = (&dataset, a.no_eval || shard.is_some_and(|s| s.index != 0)) {
         write_eval_once(&a.out, net, data)?;
     }
@@ -664,6 +664,7 @@ fn analyze(a: AnalyzeArgs) -> Result<()> {
     let written = job.run(
         &a.out,
         &inputs,
+        &prepared,
         a.resume,
         &JobBar {
             bar: pb.clone(),

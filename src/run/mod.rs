@@ -280,16 +280,24 @@ fn all_finite(t: &Tensor) -> Result<bool> {
     Ok(values.iter().all(|v| v.is_finite()))
 }
 
+/// The samples of a run that passed [`Job::prepare`]'s checks; only
+/// `prepare` makes one, so [`Job::run`] cannot start unchecked.
+pub struct Prepared {
+    samples: Vec<usize>,
+}
+
 impl Job<'_> {
-    /// Run the job into `dir`; returns the number of records written now.
+    /// Run the job, prepared on `inputs`, into `dir`; returns the number of
+    /// records written now.
     pub fn run(
         &self,
         dir: &Path,
         inputs: &Inputs<'_>,
+        prepared: &Prepared,
         resume: bool,
         progress: &dyn Progress,
     ) -> Result<usize> {
-        let samples = self.prepare(inputs)?;
+        let samples = &prepared.samples;
         std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
         self.check_or_write_manifest(dir, resume)?;
         let log = RecordLog::open(dir, resume)?;
@@ -315,11 +323,12 @@ impl Job<'_> {
         Ok(written)
     }
 
-    /// The samples to analyse, after every check that needs no output:
-    /// at least one sample, square inputs for the paper-compatible variant.
-    /// [`Job::run`] calls it; call it first to refuse a run before other
-    /// work (such as the evaluation) is done.
-    pub fn prepare(&self, inputs: &Inputs<'_>) -> Result<Vec<usize>> {
+    /// The samples to analyse, after every check that needs no output: at
+    /// least one sample, every chosen image decodable and finite, square
+    /// inputs for the paper-compatible variant, memory within the budget.
+    /// Call it before other work (such as the evaluation), then hand its
+    /// result to [`Job::run`].
+    pub fn prepare(&self, inputs: &Inputs<'_>) -> Result<Prepared> {
         let samples = self.sample_ids(inputs)?;
         if samples.is_empty() {
             return Err(Error::Usage(match self.manifest.shard {
@@ -341,7 +350,7 @@ impl Job<'_> {
         }
         self.check_square_for_paper_compat(inputs, &samples)?;
         self.check_memory(samples.len())?;
-        Ok(samples)
+        Ok(Prepared { samples })
     }
 
     /// Refuse the run when a record would need more memory than the budget

@@ -103,20 +103,11 @@ impl Dataset {
         let mut kept: BTreeMap<RecordKey, usize> = BTreeMap::new();
         let (mut records, mut origin): (Vec<Record>, Vec<PathBuf>) = (Vec::new(), Vec::new());
         let (mut duplicates, mut conflicting) = (0, 0);
-        let mut failed = Vec::new();
-        for (_, (r, d)) in keyed {
-            if let Some(reason) = &r.failure {
-                // A failure kept once (marked usize::MAX); never replaces a computed record.
-                if let std::collections::btree_map::Entry::Vacant(slot) = kept.entry(r.key()) {
-                    slot.insert(usize::MAX);
-                    failed.push((r.sample, r.block.clone(), reason.clone()));
-                }
-                continue;
-            }
+        let (computed, failures): (Vec<_>, Vec<_>) = keyed
+            .into_iter()
+            .partition(|(_, (r, _))| r.failure.is_none());
+        for (_, (r, d)) in computed {
             if let Some(&i) = kept.get(&r.key()) {
-                if i == usize::MAX {
-                    continue;
-                }
                 duplicates += 1;
                 conflicting += usize::from(!same_result(&records[i], &r));
                 continue;
@@ -125,6 +116,16 @@ impl Dataset {
             records.push(r);
             origin.push(d);
         }
+        // A failure counts once per key, and never where a computed record exists.
+        let mut failed_keys = std::collections::BTreeSet::new();
+        let failed = failures
+            .into_iter()
+            .filter_map(|(_, (r, _))| {
+                let fresh = !kept.contains_key(&r.key()) && failed_keys.insert(r.key());
+                let reason = r.failure.filter(|_| fresh)?;
+                Some((r.sample, r.block, reason))
+            })
+            .collect();
         Self {
             dirs,
             records,

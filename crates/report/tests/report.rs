@@ -250,3 +250,27 @@ fn several_models_share_the_depth_figures() {
     assert!(md.contains("from eval.json") && md.contains("no eval.json found"));
     assert!(!out.join("report.html").exists());
 }
+
+#[test]
+fn failure_records_never_replace_computed_ones_and_count_once() {
+    use stiffness_report::{Kind, SpectrumVariant};
+    let computed = record(0, 0, Kind::Block, SpectrumVariant::Exact);
+    let mut failure = computed.clone();
+    failure.failure = Some("the forward pass overflowed".into());
+    failure.max_re = None;
+    let mut other = record(1, 0, Kind::Block, SpectrumVariant::Exact);
+    other.failure = Some("a JVP overflowed".into());
+    // The failure of sample 0 in two directories, before and after the
+    // computed record; sample 1 failed twice.
+    let (a, b) = (temp_dir("fail-a"), temp_dir("fail-b"));
+    write_dir(&a, &[failure.clone(), other.clone()], true);
+    write_dir(&b, &[computed.clone(), failure, other.clone()], false);
+    for dirs in [vec![a.clone(), b.clone()], vec![b.clone(), a.clone()]] {
+        let data = stiffness_report::Dataset::load(&dirs).unwrap();
+        assert_eq!(data.records, vec![computed.clone()]);
+        assert_eq!(
+            data.failed,
+            vec![(1, other.block.clone(), "a JVP overflowed".to_string())]
+        );
+    }
+}
