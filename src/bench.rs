@@ -8,10 +8,10 @@ use std::time::Instant;
 use candle_core::{DType, Tensor};
 
 use crate::error::Result;
-use crate::linearize::Linearization;
+use crate::analysis::linearize::Linearization;
 use crate::model::random::{self, Masks, Rng};
 use crate::model::{ArchSpec, JacobianKind, ResNet, ResidualBlock, Shortcut};
-use crate::spectrum::{dense_spectrum, exact_spectrum};
+use crate::analysis::reduce::{dense_spectrum, exact_spectrum};
 
 /// One timed block.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -83,7 +83,7 @@ fn timing(
     lin.jacobian(kind, None)?;
     let assembly_s = start.elapsed().as_secs_f64();
     let start = Instant::now();
-    let (_, reduction) = exact_spectrum(lin, kind)?;
+    let (_, reduction) = exact_spectrum(lin, kind, stiffness_spectrum::Par::Seq)?;
     let reduced_s = start.elapsed().as_secs_f64();
     let dense_s = if n <= max_dense {
         let start = Instant::now();

@@ -14,6 +14,8 @@ pub enum Error {
     Data(#[from] stiffness_data::DataError),
     #[error(transparent)]
     Report(#[from] stiffness_report::Error),
+    #[error(transparent)]
+    Records(#[from] stiffness_records::Error),
     /// The checkpoint does not describe a supported ResNet.
     #[error("{0}")]
     Model(String),

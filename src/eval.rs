@@ -8,7 +8,7 @@
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 use stiffness_data::Dataset;
-use stiffness_report::record::{ClassEval, EvalSummary};
+use stiffness_records::{ClassEval, EvalSummary};
 
 use crate::error::{Error, Result};
 use crate::model::ResNet;
@@ -52,13 +52,22 @@ impl Outcome {
     }
 }
 
-/// Load images `indices` as one (B, C, H, W) f32 tensor, decoding in parallel.
-pub fn load_batch(data: &Dataset, indices: &[usize]) -> Result<(Tensor, Vec<usize>)> {
+/// Images `indices` of `data`, decoded in parallel, each passed through
+/// `map(index, pixels)`: the pixels concatenated (B x C x H x W, row-major),
+/// their labels and their common shape. Every image must have `shape`
+/// (default: the first one's). The one batch loader of evaluation, the
+/// analysis and training (which augments in `map`).
+pub fn decode_batch(
+    data: &Dataset,
+    indices: &[usize],
+    shape: Option<[usize; 3]>,
+    map: &(dyn Fn(usize, Vec<f32>) -> Vec<f32> + Sync),
+) -> Result<(Vec<f32>, Vec<usize>, [usize; 3])> {
     let samples = indices
         .par_iter()
         .map(|&i| data.get(i))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    let shape = samples.first().map(|s| s.shape).unwrap_or([0, 0, 0]);
+    let shape = shape.unwrap_or_else(|| samples.first().map_or([0, 0, 0], |s| s.shape));
     if let Some(odd) = samples.iter().zip(indices).find(|(s, _)| s.shape != shape) {
         return Err(Error::Usage(format!(
             "{}: image shape {:?} differs from {:?}; use --resize/--crop to give all images one size",
@@ -68,8 +77,17 @@ pub fn load_batch(data: &Dataset, indices: &[usize]) -> Result<(Tensor, Vec<usiz
         )));
     }
     let labels = samples.iter().map(|s| s.label).collect();
-    let pixels: Vec<f32> = samples.into_iter().flat_map(|s| s.image).collect();
-    let [c, h, w] = shape;
+    let pixels = samples
+        .into_par_iter()
+        .zip(indices)
+        .flat_map_iter(|(s, &i)| map(i, s.image))
+        .collect();
+    Ok((pixels, labels, shape))
+}
+
+/// Images `indices` as one (B, C, H, W) f32 tensor, with their labels.
+pub fn load_batch(data: &Dataset, indices: &[usize]) -> Result<(Tensor, Vec<usize>)> {
+    let (pixels, labels, [c, h, w]) = decode_batch(data, indices, None, &|_, image| image)?;
     let batch = Tensor::from_vec(pixels, (indices.len(), c, h, w), &Device::Cpu)?;
     Ok((batch, labels))
 }
@@ -99,8 +117,11 @@ pub fn evaluate(
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Vec<Outcome>> {
     let mut outcomes = Vec::with_capacity(indices.len());
+    let mut shape = None;
     for chunk in indices.chunks(BATCH_SIZE) {
-        let (batch, labels) = load_batch(data, chunk)?;
+        let (pixels, labels, [c, h, w]) = decode_batch(data, chunk, shape, &|_, image| image)?;
+        shape = Some([c, h, w]);
+        let batch = Tensor::from_vec(pixels, (chunk.len(), c, h, w), &Device::Cpu)?;
         let logits = model
             .forward(&batch)?
             .to_dtype(DType::F32)?

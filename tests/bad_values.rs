@@ -359,7 +359,7 @@ fn overflow_inside_the_network_becomes_a_record_with_a_reason() {
         "1",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let records = stiffness_report::record::read_records(&out).unwrap();
+    let records = stiffness_records::read_records(&out).unwrap();
     assert_eq!(records.len(), 4);
     for r in &records {
         let reason = r.failure.as_deref().unwrap_or_else(|| panic!("{r:?}"));

@@ -12,12 +12,13 @@ use std::path::Path;
 
 use candle_core::DType;
 use common::{npy_tensor, shared};
-use resnet_stiffness::linearize::Linearization;
+use resnet_stiffness::analysis::linearize::Linearization;
+use resnet_stiffness::analysis::metrics::EigenMetrics;
+use resnet_stiffness::analysis::reduce::exact_spectrum;
 use resnet_stiffness::model::{self, JacobianKind};
-use resnet_stiffness::spectrum::exact_spectrum;
 use serde_json::Value;
 use stiffness_checkpoint::npy::read_npy;
-use stiffness_spectrum::{paper_compatible, EigenMetrics};
+use stiffness_spectrum::{paper_compatible, Par};
 
 fn close(ours: f64, want: f64, what: &str) {
     let rel = (ours - want).abs() / want.abs().max(1e-300);
@@ -58,7 +59,7 @@ fn resnet20_block_spectra_match_pytorch() {
             (JacobianKind::Residual, "branch_F", "F.eigvals.npy"),
         ] {
             let want = &metrics["blocks"][name][key];
-            let (spectrum, info) = exact_spectrum(&lin, kind).unwrap();
+            let (spectrum, info) = exact_spectrum(&lin, kind, Par::Seq).unwrap();
             let m = EigenMetrics::from_spectrum(&spectrum, kind);
             let what = format!("{name} {kind:?}");
             assert_eq!(m.n, want["n"].as_u64().unwrap() as usize, "{what} n");

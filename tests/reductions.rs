@@ -6,11 +6,11 @@
 //!   with random masks and with all units off and all on.
 
 use candle_core::{Device, Tensor};
-use resnet_stiffness::linearize::Linearization;
+use resnet_stiffness::analysis::linearize::Linearization;
+use resnet_stiffness::analysis::reduce::{dense_spectrum, exact_spectrum};
 use resnet_stiffness::model::random::{basic, bottleneck, projection, Masks, Rng};
 use resnet_stiffness::model::{JacobianKind, ResidualBlock, Shortcut};
-use resnet_stiffness::spectrum::{dense_spectrum, exact_spectrum};
-use stiffness_spectrum::multiset_distance;
+use stiffness_spectrum::{multiset_distance, Par};
 
 fn input(rng: &mut Rng, shape: [usize; 3]) -> Tensor {
     rng.tensor(&[1, shape[0], shape[1], shape[2]], 1.0)
@@ -118,7 +118,7 @@ fn reduced_spectrum_equals_dense_spectrum() {
                 let x = input(&mut rng, shape);
                 let lin = Linearization::new(&block, &block, &x).unwrap();
                 for kind in JacobianKind::ALL {
-                    let (reduced, info) = exact_spectrum(&lin, kind).unwrap();
+                    let (reduced, info) = exact_spectrum(&lin, kind, Par::Seq).unwrap();
                     let dense = dense_spectrum(&lin, kind).unwrap();
                     let a: Vec<_> = reduced.iter().collect();
                     let b: Vec<_> = dense.iter().collect();
@@ -152,15 +152,17 @@ fn reduced_spectrum_equals_dense_spectrum() {
 /// against dense references on the full assembled Jacobian.
 #[test]
 fn soderlind_and_singular_values_match_dense_references() {
-    use resnet_stiffness::run::measure::measure;
-    use stiffness_report::record::SpectrumVariant;
+    use resnet_stiffness::analysis::measure::measure;
+    use stiffness_records::SpectrumVariant;
     use stiffness_spectrum::{singular_values, sym_part_extremes_dense};
     let mut rng = Rng(5);
     for (block, shape) in blocks(&mut rng, Masks::Random) {
         let x = input(&mut rng, shape);
         let lin = Linearization::new(&block, &block, &x).unwrap();
         for kind in JacobianKind::ALL {
-            let m = measure(&lin, kind, SpectrumVariant::Exact).unwrap();
+            let m = measure(&lin, kind, SpectrumVariant::Exact, Par::Seq)
+                .unwrap()
+                .metrics;
             let jac = lin.jacobian(kind, None).unwrap();
             let rows: Vec<usize> = (0..jac.n_rows()).collect();
             let cols: Vec<usize> = (0..jac.n_cols()).collect();

@@ -151,6 +151,16 @@ impl ArchSpec {
         }
     }
 
+    /// How the stem is wired: conv1 (this stride), bn1, ReLU, and for
+    /// torchvision a 3x3/2 max pool.
+    pub fn stem(&self) -> StemSpec {
+        let torchvision = self.family == Family::Torchvision;
+        StemSpec {
+            stride: if torchvision { 2 } else { 1 },
+            max_pool: torchvision,
+        }
+    }
+
     pub fn stem_kernel(&self) -> usize {
         match self.family {
             Family::Torchvision => 7,
@@ -248,7 +258,93 @@ pub struct BlockSpec {
     pub projection: bool,
 }
 
+/// The stem after conv1: its stride, and whether a 3x3/2 max pool follows
+/// the ReLU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StemSpec {
+    pub stride: usize,
+    pub max_pool: bool,
+}
+
+/// One layer of a residual branch F, in forward order; convolutions and
+/// batch norms are named by their state-dict prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerSpec {
+    /// A bias-free convolution with "same" padding k / 2.
+    Conv { prefix: String, stride: usize },
+    /// A batch norm.
+    Norm { prefix: String },
+    Relu,
+}
+
+/// A block's shortcut S.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShortcutSpec {
+    Identity,
+    /// Subsample by 2 and zero-pad `pad` channels on each side (no parameters).
+    OptionA { pad: usize },
+    /// A 1x1 convolution with `stride`, then a batch norm.
+    Projection {
+        conv: String,
+        norm: String,
+        stride: usize,
+    },
+}
+
 impl BlockSpec {
+    /// The branch F: conv, norm, then ReLU, conv, norm for every further
+    /// convolution. The stride sits on the first 3x3 convolution: conv1 in a
+    /// BasicBlock, conv2 in a Bottleneck (torchvision v1.5). The one wiring
+    /// of a block, shared by the model and the trainer.
+    pub fn branch(&self, block: BlockType) -> Vec<LayerSpec> {
+        let strided = match block {
+            BlockType::Basic => 1,
+            BlockType::Bottleneck => 2,
+        };
+        let mut layers = Vec::new();
+        for (i, (index, _)) in self.conv_shapes(block).iter().enumerate() {
+            if i > 0 {
+                layers.push(LayerSpec::Relu);
+            }
+            layers.push(LayerSpec::Conv {
+                prefix: format!("{}.conv{index}", self.name),
+                stride: if *index == strided { self.stride } else { 1 },
+            });
+            layers.push(LayerSpec::Norm {
+                prefix: format!("{}.bn{index}", self.name),
+            });
+        }
+        layers
+    }
+
+    /// The shortcut: the checkpoint's projection `downsample.{0,1}` when it
+    /// has one, else option A when the shape changes (which needs stride 2
+    /// and an even channel increase), else the identity.
+    pub fn shortcut(&self, block: BlockType) -> Result<ShortcutSpec> {
+        let out_channels = self.planes * block.expansion();
+        if self.projection {
+            return Ok(ShortcutSpec::Projection {
+                conv: format!("{}.downsample.0", self.name),
+                norm: format!("{}.downsample.1", self.name),
+                stride: self.stride,
+            });
+        }
+        if self.stride == 1 && self.in_channels == out_channels {
+            return Ok(ShortcutSpec::Identity);
+        }
+        let grow = out_channels
+            .checked_sub(self.in_channels)
+            .filter(|g| g % 2 == 0);
+        match grow {
+            Some(g) if self.stride == 2 => Ok(ShortcutSpec::OptionA { pad: g / 2 }),
+            _ => Err(Error::Model(format!(
+                "block {}: shape changes ({} -> {} channels, stride {}) but there is no downsample \
+                 projection and option A cannot express it",
+                self.name, self.in_channels, out_channels, self.stride
+            ))),
+        }
+    }
+
     /// (index, weight shape) of conv1, conv2[, conv3].
     pub fn conv_shapes(&self, block: BlockType) -> Vec<(usize, Vec<usize>)> {
         let (p, c) = (self.planes, self.in_channels);

@@ -13,7 +13,7 @@ use candle_core::{DType, Device, Tensor};
 use crate::error::Result;
 use crate::model::geometry::{AxisFootprint, Interval};
 use crate::model::layers::{relu_mask, BatchNorm, Branch, BranchTrace, Conv2d};
-pub use stiffness_spectrum::JacobianKind;
+pub use stiffness_records::JacobianKind;
 
 /// The shortcut S of a residual block.
 #[derive(Debug, Clone)]

@@ -18,7 +18,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::arch::PRESETS;
 use super::{JacobianKind, ResNet};
-use crate::linearize::Linearization;
+use crate::analysis::linearize::Linearization;
 
 /// At most this many tensors are read from one input.
 pub const MAX_TENSORS: usize = 192;

@@ -1,6 +1,6 @@
 //! Spatial footprints of convolution chains along one axis.
 //!
-//! Column colouring (see [`crate::jacobian`]) needs to know which output
+//! Column colouring (see [`crate::analysis::jacobian`]) needs to know which output
 //! positions an input position can influence. Along one spatial axis a
 //! convolution with kernel k, stride s and padding p lets input position h
 //! reach output o iff `o*s - p <= h <= o*s - p + k - 1`, so an interval of

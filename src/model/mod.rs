@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
-pub use arch::{ArchSpec, BlockType, Family, ShortcutType};
+pub use arch::{ArchSpec, BlockType, Family, LayerSpec, ShortcutSpec, ShortcutType, StemSpec};
 pub use block::{BlockTrace, JacobianKind, ResidualBlock, Shortcut};
 use layers::{BatchNorm, BatchNormParams, Branch, Conv2d, Layer, Linear};
 
@@ -256,17 +256,11 @@ struct Builder<'a> {
 
 impl Builder<'_> {
     fn build(&self, spec: ArchSpec) -> Result<ResNet> {
+        let stem = spec.stem();
         let stem = Stem {
-            conv: self.conv(
-                "conv1",
-                if spec.family == Family::Torchvision {
-                    2
-                } else {
-                    1
-                },
-            )?,
+            conv: self.conv("conv1", stem.stride)?,
             norm: self.norm("bn1")?,
-            max_pool: spec.family == Family::Torchvision,
+            max_pool: stem.max_pool,
         };
         let blocks = spec
             .blocks()
@@ -286,33 +280,26 @@ impl Builder<'_> {
         })
     }
 
+    /// The block as [`arch::BlockSpec::branch`] and `shortcut` wire it.
     fn block(&self, spec: &ArchSpec, b: &arch::BlockSpec) -> Result<ResidualBlock> {
-        let mut layers = Vec::new();
-        // The stride sits on the first 3x3 conv: conv1 in a BasicBlock, conv2 in a Bottleneck (v1.5).
-        let strided = match spec.block {
-            BlockType::Basic => 1,
-            BlockType::Bottleneck => 2,
-        };
-        for (i, (index, _)) in b.conv_shapes(spec.block).iter().enumerate() {
-            let stride = if *index == strided { b.stride } else { 1 };
-            if i > 0 {
-                layers.push(Layer::Relu);
-            }
-            layers.push(Layer::Conv(
-                self.conv(&format!("{}.conv{index}", b.name), stride)?,
-            ));
-            layers.push(Layer::Norm(self.norm(&format!("{}.bn{index}", b.name))?));
-        }
-        let out_channels = b.planes * spec.block.expansion();
-        let shortcut = if b.projection {
-            Shortcut::Projection {
-                conv: self.conv(&format!("{}.downsample.0", b.name), b.stride)?,
-                norm: self.norm(&format!("{}.downsample.1", b.name))?,
-            }
-        } else if b.stride != 1 || b.in_channels != out_channels {
-            option_a(b, out_channels)?
-        } else {
-            Shortcut::Identity
+        let layers = b
+            .branch(spec.block)
+            .iter()
+            .map(|layer| {
+                Ok(match layer {
+                    LayerSpec::Conv { prefix, stride } => Layer::Conv(self.conv(prefix, *stride)?),
+                    LayerSpec::Norm { prefix } => Layer::Norm(self.norm(prefix)?),
+                    LayerSpec::Relu => Layer::Relu,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let shortcut = match b.shortcut(spec.block)? {
+            ShortcutSpec::Identity => Shortcut::Identity,
+            ShortcutSpec::OptionA { pad } => Shortcut::OptionA { pad },
+            ShortcutSpec::Projection { conv, norm, stride } => Shortcut::Projection {
+                conv: self.conv(&conv, stride)?,
+                norm: self.norm(&norm)?,
+            },
         };
         Ok(ResidualBlock {
             name: b.name.clone(),
@@ -357,21 +344,6 @@ impl Builder<'_> {
             var: self.vector(&format!("{prefix}.running_var"))?,
         };
         BatchNorm::new(params, self.dtype)
-    }
-}
-
-/// Option A needs out = in + 2 * pad channels and stride 2.
-fn option_a(b: &arch::BlockSpec, out_channels: usize) -> Result<Shortcut> {
-    let grow = out_channels
-        .checked_sub(b.in_channels)
-        .filter(|g| g % 2 == 0);
-    match grow {
-        Some(g) if b.stride == 2 => Ok(Shortcut::OptionA { pad: g / 2 }),
-        _ => Err(Error::Model(format!(
-            "block {}: shape changes ({} -> {} channels, stride {}) but there is no downsample \
-             projection and option A cannot express it",
-            b.name, b.in_channels, out_channels, b.stride
-        ))),
     }
 }
 

@@ -116,7 +116,8 @@ pub fn save(out: &Path, net: &Network, opt: &Sgd, state: &TrainState) -> Result<
         SaveDType::F32,
         &meta,
     )?;
-    crate::run::write_json(&path_in(out, STATE_FILE), state)?;
+    let path = path_in(out, STATE_FILE);
+    stiffness_fsutil::write_json(&path, state).map_err(|e| Error::io("cannot write", &path, e))?;
     remove_stale(out, state);
     Ok(())
 }

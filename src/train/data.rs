@@ -100,35 +100,10 @@ pub struct Loader {
 }
 
 impl Loader {
-    /// Load images `indices` of `data` in parallel; `epoch` selects the
-    /// augmentation (None: evaluation, no augmentation).
+    /// Load images `indices` of `data` (all of the loader's shape) in
+    /// parallel; `epoch` selects the augmentation (None: no augmentation).
     pub fn batch(&self, data: &Dataset, indices: &[usize], epoch: Option<usize>) -> Result<Batch> {
-        let samples: Vec<(Vec<f32>, u32)> = indices
-            .par_iter()
-            .map(|&i| self.one(data, i, epoch))
-            .collect::<Result<_>>()?;
-        let mut images = Vec::with_capacity(samples.len() * self.shape.iter().product::<usize>());
-        let mut labels = Vec::with_capacity(samples.len());
-        for (image, label) in samples {
-            images.extend_from_slice(&image);
-            labels.push(label);
-        }
-        Ok(Batch { images, labels })
-    }
-
-    fn one(&self, data: &Dataset, i: usize, epoch: Option<usize>) -> Result<(Vec<f32>, u32)> {
-        let sample = data.get(i)?;
-        if sample.shape != self.shape {
-            return Err(Error::Usage(format!(
-                "{}: image of shape {:?} but the data set's first image has shape {:?}; \
-                 training needs images of one size (resize the data set first)",
-                data.describe(i),
-                sample.shape,
-                self.shape
-            )));
-        }
-        let label = sample.label as u32;
-        match (epoch, self.augment) {
+        let augment = |i: usize, image: Vec<f32>| match (epoch, self.augment) {
             (Some(e), Augment::CropFlip) => {
                 let [_, h, w] = self.shape;
                 let pad = crop_padding(h, w);
@@ -136,13 +111,15 @@ impl Loader {
                 let dy = rng.below(2 * pad + 1);
                 let dx = rng.below(2 * pad + 1);
                 let flip = rng.next_u64() >> 63 == 1;
-                Ok((
-                    crop_flip(&sample.image, self.shape, pad, dy, dx, flip),
-                    label,
-                ))
+                crop_flip(&image, self.shape, pad, dy, dx, flip)
             }
-            _ => Ok((sample.image, label)),
-        }
+            _ => image,
+        };
+        let (images, labels, _) = decode_batch(data, indices, Some(self.shape), &augment)?;
+        Ok(Batch {
+            images,
+            labels: labels.into_iter().map(|l| l as u32).collect(),
+        })
     }
 }
 

@@ -19,7 +19,7 @@ use stiffness_checkpoint::safetensors::{save_safetensors, SaveDType};
 use crate::error::{Error, Result};
 use crate::model;
 use crate::train::checkpoint::{self, TrainState};
-use crate::train::{evaluate, HeldOut, Loader, TrainConfig, MOMENTUM};
+use crate::train::{score, HeldOut, TrainConfig, MOMENTUM};
 
 /// What [`export`] wrote and how the exported file scores.
 #[derive(Debug, Clone)]
@@ -82,17 +82,12 @@ pub fn export(
     save_safetensors(&model_path, &weights.state, dtype, &meta)?;
 
     let loaded = model::load(&model_path, Some(&config.arch), DType::F32)?;
-    let loader = Loader {
-        shape: held_out.shape,
-        augment: config.augment,
-        seed: config.seed,
-    };
-    let (file_loss, file_accuracy) =
-        evaluate(&loaded.model, &held_out.images, &held_out.ids, &loader)?;
+    let (file_loss, file_accuracy) = score(&loaded.model, &held_out)?;
     let run_accuracy = state.history.last().map_or(f64::NAN, |h| h.test_acc);
     let record = record(&state, &config, dtype, [c, h, w], file_accuracy, file_loss);
     let record_path = out.join("training.json");
-    crate::run::write_json(&record_path, &record)?;
+    stiffness_fsutil::write_json(&record_path, &record)
+        .map_err(|e| Error::io("cannot write", &record_path, e))?;
     Ok(Exported {
         model_path,
         record_path,
@@ -133,7 +128,7 @@ fn record(
             SaveDType::F16 => "float16 (trained in float32)",
             SaveDType::F32 => "float32",
         },
-        "date": crate::run::now_rfc3339(),
+        "date": stiffness_fsutil::now_rfc3339(),
         "machine": machine(),
     })
 }

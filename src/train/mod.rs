@@ -32,7 +32,7 @@ use stiffness_data::{Dataset, Format, Split, Transform};
 
 use crate::error::{Error, Result};
 use crate::model::{ArchSpec, ResNet};
-use crate::run::sampling::evenly_spaced;
+use crate::sampling::evenly_spaced;
 pub use checkpoint::{PartialEpoch, TrainState};
 pub use data::{Augment, Batch, Loader};
 pub use net::{BatchStats, Network};
@@ -77,7 +77,7 @@ pub struct TrainConfig {
     /// `--eval-data`: held-out data; default the test split of `data`.
     pub eval_data: Option<PathBuf>,
     /// `--limit`: use only N images, spread evenly over the training and
-    /// over the held-out data ([`crate::run::sampling::evenly_spaced`]).
+    /// over the held-out data ([`crate::sampling::evenly_spaced`]).
     pub limit: Option<usize>,
     /// `--in-channels`: inferred from the data when absent; 3 with 1-channel
     /// data replicates the channel.
@@ -573,15 +573,10 @@ impl<'a> Run<'a> {
             }
         }
         let train_secs = done.seconds + started.elapsed().as_secs_f64();
-        let (net, data, loader) = (&self.net, &self.data, &self.loader);
-        let (test_loss, test_acc) = self.pool.install(|| {
-            evaluate(
-                &net.eval_model()?,
-                &data.eval.images,
-                &data.eval.ids,
-                loader,
-            )
-        })?;
+        let (net, data) = (&self.net, &self.data);
+        let (test_loss, test_acc) = self
+            .pool
+            .install(|| score(&net.eval_model()?, &data.eval))?;
         self.epoch += 1;
         let record = EpochRecord {
             epoch: self.epoch,
@@ -762,23 +757,10 @@ fn hits(logits: &Tensor, labels: &Tensor) -> Result<usize> {
         .to_scalar::<f32>()? as usize)
 }
 
-/// Mean cross-entropy and accuracy of `model` on the images `ids` of `data`.
-pub fn evaluate(
-    model: &ResNet,
-    data: &Dataset,
-    ids: &[usize],
-    loader: &Loader,
-) -> Result<(f64, f64)> {
-    const EVAL_BATCH: usize = 256;
-    let (mut loss_sum, mut correct) = (0.0, 0usize);
-    for indices in ids.chunks(EVAL_BATCH) {
-        let batch = loader.batch(data, indices, None)?;
-        let (x, y) = batch_tensors(&batch, loader.shape)?;
-        let logits = model.forward(&x)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()?;
-        loss_sum += f64::from(loss) * indices.len() as f64;
-        correct += hits(&logits, &y)?;
-    }
-    let n = ids.len() as f64;
-    Ok((loss_sum / n, correct as f64 / n))
+/// Mean cross-entropy and accuracy of `model` on the held-out images, by
+/// the one evaluator ([`crate::eval::evaluate`]).
+pub(crate) fn score(model: &ResNet, held_out: &HeldOut) -> Result<(f64, f64)> {
+    let outcomes = crate::eval::evaluate(model, &held_out.images, &held_out.ids, &|_| ())?;
+    let summary = crate::eval::summarize(&outcomes, &[]);
+    Ok((summary.loss, summary.accuracy))
 }

@@ -28,7 +28,7 @@ use stiffness_checkpoint::{SourceDType, StateDict};
 use crate::error::{Error, Result};
 use crate::model::arch::BlockSpec;
 use crate::model::layers::BN_EPS;
-use crate::model::{ArchSpec, BlockType, Family, ResNet, Shortcut, WeightSource};
+use crate::model::{ArchSpec, LayerSpec, ResNet, Shortcut, ShortcutSpec, WeightSource};
 use crate::train::ops;
 use crate::train::rng::{stream, Purpose};
 
@@ -169,11 +169,10 @@ impl Network {
     /// apply the statistics with [`Network::update_running`].
     pub fn forward_train(&self, x: &Tensor) -> Result<(Tensor, Vec<BatchStats>)> {
         let mut stats = Vec::new();
-        let torchvision = self.spec.family == Family::Torchvision;
-        let stride = if torchvision { 2 } else { 1 };
-        let mut h = self.conv("conv1", x, stride)?;
+        let stem = self.spec.stem();
+        let mut h = self.conv("conv1", x, stem.stride)?;
         h = ops::relu(&self.batch_norm("bn1", &h, &mut stats)?)?;
-        if torchvision {
+        if stem.max_pool {
             h = ops::max_pool_3x3_s2(&h)?;
         }
         for block in self.spec.blocks() {
@@ -187,32 +186,24 @@ impl Network {
         Ok((logits, stats))
     }
 
-    /// One residual block: relu(F(x) + S(x)) (METHOD.md section 2).
+    /// One residual block: relu(F(x) + S(x)) (METHOD.md section 2), wired
+    /// as the analysed model is ([`BlockSpec::branch`], `shortcut`).
     fn block(&self, b: &BlockSpec, x: &Tensor, stats: &mut Vec<BatchStats>) -> Result<Tensor> {
-        let strided = match self.spec.block {
-            BlockType::Basic => 1,
-            BlockType::Bottleneck => 2,
-        };
         let mut h = x.clone();
-        for (i, (index, _)) in b.conv_shapes(self.spec.block).iter().enumerate() {
-            if i > 0 {
-                h = ops::relu(&h)?;
-            }
-            let stride = if *index == strided { b.stride } else { 1 };
-            h = self.conv(&format!("{}.conv{index}", b.name), &h, stride)?;
-            h = self.batch_norm(&format!("{}.bn{index}", b.name), &h, stats)?;
+        for layer in b.branch(self.spec.block) {
+            h = match layer {
+                LayerSpec::Conv { prefix, stride } => self.conv(&prefix, &h, stride)?,
+                LayerSpec::Norm { prefix } => self.batch_norm(&prefix, &h, stats)?,
+                LayerSpec::Relu => ops::relu(&h)?,
+            };
         }
-        let out_channels = b.planes * self.spec.block.expansion();
-        let shortcut = if b.projection {
-            let s = self.conv(&format!("{}.downsample.0", b.name), x, b.stride)?;
-            self.batch_norm(&format!("{}.downsample.1", b.name), &s, stats)?
-        } else if b.stride != 1 || b.in_channels != out_channels {
-            Shortcut::OptionA {
-                pad: (out_channels - b.in_channels) / 2,
+        let shortcut = match b.shortcut(self.spec.block)? {
+            ShortcutSpec::Identity => x.clone(),
+            ShortcutSpec::OptionA { pad } => Shortcut::OptionA { pad }.forward(x)?,
+            ShortcutSpec::Projection { conv, norm, stride } => {
+                let s = self.conv(&conv, x, stride)?;
+                self.batch_norm(&norm, &s, stats)?
             }
-            .forward(x)?
-        } else {
-            x.clone()
         };
         Ok(ops::add_relu(&h, &shortcut)?)
     }

@@ -89,7 +89,7 @@ pub use folder::{
 };
 pub use idx::{idx_labels_path, open_idx, parse_idx_pair, FASHION_MNIST_CLASSES};
 pub use npy::{npy_labels_path, open_npy, parse_npy_pair};
-pub use open::{resolve, Format, Resolved, Split};
+pub use open::{resolve, DataOptions, Format, Resolved, Split};
 pub use source::{ImageSource, RawImage};
 pub use transform::{
     center_crop, center_crop_offset, replicate_channels, resize_output_size, resize_shorter,

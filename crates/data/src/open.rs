@@ -187,6 +187,53 @@ impl Dataset {
     }
 }
 
+/// How to open a data set, as the user wrote it (command-line options, and
+/// what a manifest records): each field is parsed when [`DataOptions::open`]
+/// is called.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataOptions {
+    /// A [`Format`] name, e.g. `auto`.
+    pub format: String,
+    /// A [`Split`] name: `train` or `test`.
+    pub split: String,
+    /// A [`Normalize`](crate::Normalize): `imagenet`, `cifar10`, `none`, or
+    /// `M1,M2,M3:S1,S2,S3`.
+    pub normalize: String,
+    /// Image folders: resize the shorter side to this many pixels.
+    pub resize: Option<usize>,
+    /// Image folders: centre-crop to SIZE x SIZE.
+    pub crop: Option<usize>,
+    /// Replicate a greyscale channel to this many channels.
+    pub channels: Option<usize>,
+}
+
+impl Default for DataOptions {
+    /// Auto-detected format, the test split, no normalisation or resizing.
+    fn default() -> Self {
+        Self {
+            format: "auto".into(),
+            split: "test".into(),
+            normalize: "none".into(),
+            resize: None,
+            crop: None,
+            channels: None,
+        }
+    }
+}
+
+impl DataOptions {
+    /// Open `path` with these options ([`Dataset::open_split`]).
+    pub fn open(&self, path: &Path) -> Result<Dataset> {
+        let transform = Transform {
+            resize: self.resize,
+            center_crop: self.crop.map(|c| (c, c)),
+            channels: self.channels,
+            normalize: self.normalize.parse()?,
+        };
+        Dataset::open_split(path, self.format.parse()?, self.split.parse()?, transform)
+    }
+}
+
 /// Work out which files `path` means (see the crate documentation).
 pub fn resolve(path: &Path, format: Format, split: Split) -> Result<Resolved> {
     if path.is_dir() {

@@ -1,7 +1,14 @@
-//! Atomic file writes: the bytes go to a temporary sibling of the target,
-//! are flushed to disk, and the sibling is renamed over the target. Readers,
-//! and a run killed at any moment, see the old file or the complete new one,
-//! never a partial one.
+//! Output files shared by every crate that writes them.
+//!
+//! - Atomic writes: the bytes go to a temporary sibling of the target, are
+//!   flushed to disk, and the sibling is renamed over the target. Readers,
+//!   and a run killed at any moment, see the old file or the complete new
+//!   one, never a partial one.
+//! - JSON: [`write_json`] (pretty, atomic), [`nonfinite`] (how infinite and
+//!   NaN floats are written), [`now_rfc3339`] (timestamps in manifests and
+//!   training records).
+
+pub mod nonfinite;
 
 use std::fs;
 use std::io::{self, Write};
@@ -58,6 +65,41 @@ pub fn commit(tmp: &Path, path: &Path) -> io::Result<()> {
     result
 }
 
+/// Write `value` as pretty-printed JSON with a final newline, atomically.
+pub fn write_json(path: &Path, value: &impl serde::Serialize) -> io::Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
+    write_atomic(path, format!("{text}\n").as_bytes())
+}
+
+/// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    rfc3339(secs)
+}
+
+/// `secs` after 1970-01-01T00:00:00Z as `YYYY-MM-DDTHH:MM:SSZ`.
+fn rfc3339(secs: u64) -> String {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +145,16 @@ mod tests {
         assert!(link_atomic(&source, &link).is_err());
         assert_eq!(fs::read(&link).unwrap(), b"epoch 1");
         assert!(!temp_sibling(&link).exists());
+    }
+
+    /// Dates against `date -u -d @SECS`: the epoch, a leap day, the turn
+    /// of a century that is not a leap year and one that is.
+    #[test]
+    fn rfc3339_matches_civil_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(4_107_542_399), "2100-02-28T23:59:59Z");
+        assert_eq!(rfc3339(1_795_000_000), "2026-11-18T11:06:40Z");
     }
 
     /// A write that cannot complete leaves the old file as it was and no

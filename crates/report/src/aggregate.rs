@@ -3,7 +3,7 @@
 
 use crate::dataset::{Dataset, ModelId};
 use crate::metric::Metric;
-use crate::record::{Kind, Record, SpectrumVariant};
+use stiffness_records::{JacobianKind, Record, SpectrumVariant};
 use std::collections::BTreeMap;
 use stiffness_stats::{summarize, Summary};
 
@@ -17,7 +17,7 @@ pub struct GroupKey {
     /// Block name.
     pub block: String,
     /// Jacobian kind.
-    pub kind: Kind,
+    pub kind: JacobianKind,
     /// Spectrum variant.
     pub spectrum: SpectrumVariant,
 }

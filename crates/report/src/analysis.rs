@@ -7,7 +7,7 @@ use crate::aggregate::{
 use crate::dataset::{Dataset, ModelId};
 use crate::error::Error;
 use crate::metric::Metric;
-use crate::record::{Kind, SpectrumVariant};
+use stiffness_records::{JacobianKind, SpectrumVariant};
 use std::collections::BTreeMap;
 use stiffness_stats::{
     benjamini_hochberg, pearson, point_biserial, spearman, summarize, Correlation, Method,
@@ -147,7 +147,7 @@ pub struct TrendRow {
     /// The model (depth) or block (training) the trend is about.
     pub line: Line,
     /// Jacobian kind.
-    pub kind: Kind,
+    pub kind: JacobianKind,
     /// Spectrum variant.
     pub spectrum: SpectrumVariant,
     /// The metric.
@@ -370,7 +370,7 @@ pub fn place(axis: Axis, checkpoints: &[ModelId], k: &GroupKey) -> Option<(Line,
 /// all-label means placed by [`place`], in position order, tested with
 /// Spearman's rho against the position.
 fn trends_along(aggregates: &[Aggregate], axis: Axis, checkpoints: &[ModelId]) -> Vec<TrendRow> {
-    type TrendKey = (Line, Kind, SpectrumVariant, Metric);
+    type TrendKey = (Line, JacobianKind, SpectrumVariant, Metric);
     let mut series: BTreeMap<TrendKey, Vec<(String, usize, f64)>> = BTreeMap::new();
     for a in aggregates.iter().filter(|a| a.label.is_none()) {
         let k = &a.key;

@@ -1,7 +1,7 @@
 //! Loading one or more record directories into one deduplicated, sorted set.
 
 use crate::error::{Error, Result};
-use crate::record::{
+use stiffness_records::{
     read_eval, read_manifest, read_record_file, EvalSummary, Manifest, Record, RecordKey,
 };
 use std::collections::BTreeMap;
@@ -69,7 +69,7 @@ impl Dataset {
             skipped_lines += file.skipped_partial_lines;
             let sha = file.records.first().map(|r| r.model_sha256.clone());
             all.extend(file.records.into_iter().map(|r| (r, dir.clone())));
-            if dir.join(crate::record::MANIFEST_JSON).exists() {
+            if dir.join(stiffness_records::MANIFEST_JSON).exists() {
                 manifests.push((dir.clone(), read_manifest(dir)?));
             }
             if let (Some(e), Some(sha)) = (read_eval(dir)?, sha) {

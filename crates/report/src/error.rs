@@ -13,15 +13,8 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// A file could not be parsed; `line` is 1-based when known.
-    Parse {
-        /// The file concerned.
-        path: PathBuf,
-        /// 1-based line number, if the format has lines.
-        line: Option<usize>,
-        /// What was wrong.
-        message: String,
-    },
+    /// A record directory could not be read.
+    Records(stiffness_records::Error),
     /// Drawing a figure failed.
     Plot {
         /// The figure's file stem.
@@ -44,31 +37,13 @@ impl Error {
             source,
         }
     }
-
-    /// An [`Error::Parse`] for `path` at an optional 1-based `line`.
-    pub fn parse(path: &Path, line: Option<usize>, message: impl Into<String>) -> Self {
-        Self::Parse {
-            path: path.to_path_buf(),
-            line,
-            message: message.into(),
-        }
-    }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            Self::Parse {
-                path,
-                line: Some(line),
-                message,
-            } => write!(f, "{}, line {line}: {message}", path.display()),
-            Self::Parse {
-                path,
-                line: None,
-                message,
-            } => write!(f, "{}: {message}", path.display()),
+            Self::Records(e) => e.fmt(f),
             Self::Plot { figure, message } => write!(f, "figure {figure}: {message}"),
             Self::Invalid(message) => f.write_str(message),
         }
@@ -79,7 +54,14 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Io { source, .. } => Some(source),
+            Self::Records(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+impl From<stiffness_records::Error> for Error {
+    fn from(e: stiffness_records::Error) -> Self {
+        Self::Records(e)
     }
 }

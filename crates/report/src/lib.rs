@@ -1,9 +1,7 @@
 //! Analysis records and their reports.
 //!
-//! The analysis job writes one [`Record`] per (sample, block, Jacobian kind,
-//! spectrum variant) into `records.jsonl` / `records.csv`, with a
-//! [`Manifest`] (and optionally an [`EvalSummary`] as `eval.json`) next to
-//! them. [`write_report`] reads one or more such directories (several
+//! The analysis job writes one record per (sample, block, Jacobian kind,
+//! spectrum variant) into a record directory (crate `stiffness-records`). [`write_report`] reads one or more such directories (several
 //! models, or shards of one model), deduplicates and sorts the records,
 //! aggregates every metric per (model, block, kind, variant, label), tests
 //! correlations with accuracy and loss (Benjamini-Hochberg over the whole
@@ -13,6 +11,7 @@
 
 #![deny(missing_docs)]
 
+
 pub mod aggregate;
 pub mod analysis;
 pub mod dataset;
@@ -21,9 +20,7 @@ pub mod error;
 pub mod figures;
 pub mod fsutil;
 pub mod metric;
-pub mod npy;
 pub mod plots;
-pub mod record;
 pub mod report;
 pub mod tables;
 
@@ -32,8 +29,4 @@ pub use analysis::{Analysis, Axis, CorrelationRow, Line, Scope, Target, TrendRow
 pub use dataset::{Dataset, ModelId};
 pub use error::{Error, Result};
 pub use metric::Metric;
-pub use record::{
-    read_eval, read_manifest, read_record_file, read_records, write_records, ClassEval,
-    EvalSummary, Kind, Manifest, Record, RecordFile, Shard, SpectrumVariant,
-};
 pub use report::{write_report, Format, ReportOptions, ReportSummary};

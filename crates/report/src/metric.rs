@@ -1,6 +1,6 @@
 //! The per-record metrics that the report aggregates and correlates.
 
-use crate::record::Record;
+use stiffness_records::Record;
 use std::fmt;
 
 /// A stiffness (or singular-value) metric of a record.

@@ -10,8 +10,7 @@ use crate::figures::{
     TrendFigure, TrendPoint, TrendSeries,
 };
 use crate::metric::Metric;
-use crate::npy::read_c16;
-use crate::record::{Kind, Record, SpectrumVariant};
+use stiffness_records::{JacobianKind, Record, SpectrumVariant};
 use crate::ReportOptions;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -46,7 +45,7 @@ pub enum FigureType {
 }
 
 /// The (kind, variant) combinations present, sorted.
-pub fn variants(a: &Analysis) -> Vec<(Kind, SpectrumVariant)> {
+pub fn variants(a: &Analysis) -> Vec<(JacobianKind, SpectrumVariant)> {
     let set: BTreeSet<_> = a.groups.keys().map(|k| (k.kind, k.spectrum)).collect();
     set.into_iter().collect()
 }
@@ -55,7 +54,7 @@ pub fn variants(a: &Analysis) -> Vec<(Kind, SpectrumVariant)> {
 /// matching (kind, variant).
 pub fn metrics_with_data(
     a: &Analysis,
-    kind: Kind,
+    kind: JacobianKind,
     variant: SpectrumVariant,
     metrics: &[Metric],
 ) -> Vec<Metric> {
@@ -163,7 +162,7 @@ fn trend_figures(
 /// order.
 fn trend_series(
     a: &Analysis,
-    kind: Kind,
+    kind: JacobianKind,
     variant: SpectrumVariant,
     metric: Metric,
     axis: Axis,
@@ -240,7 +239,7 @@ fn eigen_figures(
             continue;
         };
         let path = data.dir_of(i).join(file);
-        let eigenvalues = match read_c16(&path) {
+        let eigenvalues = match stiffness_records::store::read_eigenvalues(&path) {
             Ok(v) => v,
             Err(e) => {
                 notes.push(format!(
@@ -250,7 +249,7 @@ fn eigen_figures(
                 continue;
             }
         };
-        let euler = r.kind == Kind::Residual && r.spectrum == SpectrumVariant::Exact;
+        let euler = r.kind == JacobianKind::Residual && r.spectrum == SpectrumVariant::Exact;
         let fig = EigenFigure {
             stem: slug(&format!(
                 "eigs_{}_{}_s{}_{}_{}",

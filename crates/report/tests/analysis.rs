@@ -4,8 +4,9 @@
 mod common;
 
 use common::*;
+use stiffness_records::{JacobianKind, SpectrumVariant};
 use stiffness_report::{
-    Analysis, Dataset, GroupKey, Kind, Metric, ModelId, PerfSource, Scope, SpectrumVariant, Target,
+    Analysis, Dataset, GroupKey, Metric, ModelId, PerfSource, Scope, Target,
 };
 use stiffness_stats::{
     benjamini_hochberg, pearson, point_biserial, spearman, spearman_trend, Method,
@@ -19,7 +20,7 @@ fn analysis(name: &str, with_eval: bool) -> (Dataset, Analysis) {
     (data, a)
 }
 
-fn key(block: usize, kind: Kind, spectrum: SpectrumVariant) -> GroupKey {
+fn key(block: usize, kind: JacobianKind, spectrum: SpectrumVariant) -> GroupKey {
     GroupKey {
         model: ModelId {
             name: "resnet-test".into(),
@@ -33,13 +34,13 @@ fn key(block: usize, kind: Kind, spectrum: SpectrumVariant) -> GroupKey {
 }
 
 fn si(sample: usize, block: usize) -> f64 {
-    stiffness_index(sample, block, Kind::Residual, SpectrumVariant::Exact)
+    stiffness_index(sample, block, JacobianKind::Residual, SpectrumVariant::Exact)
 }
 
 #[test]
 fn aggregates_match_hand_computation_and_count_non_finite() {
     let (_, a) = analysis("agg", true);
-    let k = key(0, Kind::Residual, SpectrumVariant::Exact);
+    let k = key(0, JacobianKind::Residual, SpectrumVariant::Exact);
     // Label 1 holds samples 1 (+inf), 5 (NaN), 9.
     let g = a
         .aggregates
@@ -83,7 +84,7 @@ fn aggregates_match_hand_computation_and_count_non_finite() {
 #[test]
 fn inapplicable_metrics_are_absent_and_sigma_fields_are_aggregated() {
     let (_, a) = analysis("sigma", true);
-    let k = key(2, Kind::Block, SpectrumVariant::Exact);
+    let k = key(2, JacobianKind::Block, SpectrumVariant::Exact);
     assert!(a.overall(&k, Metric::StiffnessIndex).is_none());
     let g = a.overall(&k, Metric::SigmaRatio).unwrap();
     let mean = (0..SAMPLES)
@@ -91,7 +92,7 @@ fn inapplicable_metrics_are_absent_and_sigma_fields_are_aggregated() {
         .sum::<f64>()
         / SAMPLES as f64;
     assert!((g.summary.unwrap().mean - mean).abs() < 1e-9);
-    let pk = key(2, Kind::Block, SpectrumVariant::PaperCompat);
+    let pk = key(2, JacobianKind::Block, SpectrumVariant::PaperCompat);
     assert!(a.overall(&pk, Metric::StiffnessIndex).is_some());
     assert!(a.overall(&pk, Metric::SpectralRadius).is_none());
 }
@@ -112,7 +113,7 @@ fn label_means(block: usize) -> Vec<f64> {
 #[test]
 fn correlations_equal_stiffness_stats_on_the_same_vectors() {
     let (_, a) = analysis("corr", true);
-    let k = key(1, Kind::Residual, SpectrumVariant::Exact);
+    let k = key(1, JacobianKind::Residual, SpectrumVariant::Exact);
     let x = label_means(1);
     let e = eval_summary();
     let acc: Vec<f64> = e.per_class.iter().map(|c| c.accuracy).collect();
@@ -147,7 +148,7 @@ fn correlations_equal_stiffness_stats_on_the_same_vectors() {
 #[test]
 fn non_finite_values_are_excluded_from_tests_and_counted() {
     let (_, a) = analysis("nonfinite", true);
-    let k = key(0, Kind::Residual, SpectrumVariant::Exact);
+    let k = key(0, JacobianKind::Residual, SpectrumVariant::Exact);
     let c = a
         .find(
             &k,
@@ -165,7 +166,7 @@ fn non_finite_values_are_excluded_from_tests_and_counted() {
 fn not_computable_results_carry_reasons_and_no_q() {
     let (_, a) = analysis("nc", true);
     // n_zero is constant (24) everywhere: zero variance.
-    let k = key(3, Kind::Block, SpectrumVariant::Exact);
+    let k = key(3, JacobianKind::Block, SpectrumVariant::Exact);
     let c = a
         .find(
             &k,
@@ -212,7 +213,7 @@ fn depth_trend_is_spearman_of_block_means() {
         .trends
         .iter()
         .find(|t| {
-            t.kind == Kind::Block
+            t.kind == JacobianKind::Block
                 && t.spectrum == SpectrumVariant::Exact
                 && t.metric == Metric::SpectralRadius
         })

@@ -5,9 +5,11 @@ mod common;
 use common::*;
 use std::fs;
 use std::path::PathBuf;
-use stiffness_report::record::{records_csv, RECORDS_JSONL};
+use stiffness_records::store::records_csv;
+use stiffness_records::RECORDS_JSONL;
 use stiffness_report::tables::{AGGREGATES_HEADER, CORRELATIONS_HEADER, TRENDS_HEADER};
-use stiffness_report::{read_records, write_report, Error, Metric, ReportOptions};
+use stiffness_records::read_records;
+use stiffness_report::{write_report, Metric, ReportOptions};
 
 fn first_line(path: &std::path::Path) -> String {
     fs::read_to_string(path)
@@ -189,7 +191,10 @@ fn read_records_tolerates_only_a_truncated_last_line() {
     fs::write(dir.join(RECORDS_JSONL), &text).unwrap();
     let err = read_records(&dir).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, Error::Parse { line: Some(2), .. }), "{msg}");
+    assert!(
+        matches!(err, stiffness_records::Error::Parse { line: Some(2), .. }),
+        "{msg}"
+    );
     assert!(
         msg.contains("records.jsonl") && msg.contains("line 2"),
         "{msg}"
@@ -212,13 +217,13 @@ fn records_round_trip_through_csv_and_json_with_non_finite_values() {
     fs::remove_file(dir.join(RECORDS_JSONL)).unwrap();
     let back = read_records(&dir).unwrap();
     assert_eq!(back.len(), recs.len());
-    let same = |a: &stiffness_report::Record, b: &stiffness_report::Record| {
+    let same = |a: &stiffness_records::Record, b: &stiffness_records::Record| {
         a.to_json_line() == b.to_json_line()
     };
     assert!(back.iter().zip(&recs).all(|(a, b)| same(a, b)));
     let header = String::from_utf8(records_csv(&recs).unwrap()).unwrap();
     let first = header.lines().next().unwrap().to_string();
-    assert_eq!(first, stiffness_report::record::record_columns().join(","));
+    assert_eq!(first, stiffness_records::store::record_columns().join(","));
     let _: PathBuf = dir;
 }
 
@@ -253,12 +258,12 @@ fn several_models_share_the_depth_figures() {
 
 #[test]
 fn failure_records_never_replace_computed_ones_and_count_once() {
-    use stiffness_report::{Kind, SpectrumVariant};
-    let computed = record(0, 0, Kind::Block, SpectrumVariant::Exact);
+    use stiffness_records::{JacobianKind, SpectrumVariant};
+    let computed = record(0, 0, JacobianKind::Block, SpectrumVariant::Exact);
     let mut failure = computed.clone();
     failure.failure = Some("the forward pass overflowed".into());
     failure.max_re = None;
-    let mut other = record(1, 0, Kind::Block, SpectrumVariant::Exact);
+    let mut other = record(1, 0, JacobianKind::Block, SpectrumVariant::Exact);
     other.failure = Some("a JVP overflowed".into());
     // The failure of sample 0 in two directories, before and after the
     // computed record; sample 1 failed twice.

@@ -7,9 +7,9 @@ mod common;
 use common::*;
 use std::fs;
 use std::path::PathBuf;
+use stiffness_records::{JacobianKind, Record, SpectrumVariant};
 use stiffness_report::{
-    write_report, Analysis, Axis, Dataset, Error, Kind, Line, Metric, Record, ReportOptions,
-    SpectrumVariant,
+    write_report, Analysis, Axis, Dataset, Error, Line, Metric, ReportOptions,
 };
 
 /// Checkpoint names whose alphabetical order (10, 11, 9) differs from the
@@ -50,7 +50,7 @@ fn hand_mean(c: usize, block: usize, metric: fn(&Record) -> Option<f64>) -> f64 
     let v: Vec<f64> = (0..SAMPLES)
         .filter_map(|s| {
             metric(&at_checkpoint(
-                record(s, block, Kind::Block, SpectrumVariant::Exact),
+                record(s, block, JacobianKind::Block, SpectrumVariant::Exact),
                 c,
             ))
         })
@@ -64,7 +64,7 @@ fn training_trend(a: &Analysis, block: usize, metric: Metric) -> &stiffness_repo
         .find(|t| {
             t.axis == Axis::Training
                 && t.line == Line::Block(block, BLOCKS[block].0.into())
-                && t.kind == Kind::Block
+                && t.kind == JacobianKind::Block
                 && t.spectrum == SpectrumVariant::Exact
                 && t.metric == metric
         })

@@ -2,7 +2,8 @@
 //! Lanczos with full reorthogonalisation. Used for the symmetric part
 //! (J + J^T)/2 (Söderlind metric) and for A^T A (largest singular value).
 
-use crate::{nonfinite, Error, Result};
+use crate::{Error, Result};
+use stiffness_fsutil::nonfinite;
 use faer::diag::Diag;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::evd::{self, ComputeEigenvectors};
@@ -10,7 +11,7 @@ use faer::{Mat, MatRef, Par};
 use serde::{Deserialize, Serialize};
 
 /// Extreme eigenvalues mu_min <= mu_max of the symmetric part (J + J^T)/2.
-/// Their mean is the Söderlind metric ([`crate::soderlind`]).
+/// Their mean is the Söderlind metric (`soderlind` in the analysis crate).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SymExtremes {
     #[serde(with = "nonfinite")]

@@ -1,5 +1,6 @@
-//! Numerical back end of the stiffness analysis: exact spectra and the
-//! metrics of `docs/METHOD.md` sections 4-6.
+//! Numerical back end of the stiffness analysis: the eigen- and singular
+//! value solvers behind `docs/METHOD.md` sections 4-6 (the metrics built on
+//! them live with the analysis, in `resnet_stiffness::analysis::metrics`).
 //!
 //! - [`Spectrum`]: the eigenvalue multiset of an n x n matrix, part solved
 //!   densely ([`eigenvalues`], f64, with the LAPACK `gebal` permutation step
@@ -11,9 +12,8 @@
 //!   eigenvalues of (J + J^T)/2 for the Söderlind metric.
 //! - [`paper_compatible`]: the spectrum of the H x W slices of the
 //!   unflattened Jacobian (METHOD.md section 6).
-//! - [`metrics`]: the per-spectrum stiffness metrics, serialisable with
-//!   non-finite values written as the strings "inf", "-inf", "nan"
-//!   ([`nonfinite`]).
+//! - Summaries serialise non-finite values as the strings "inf", "-inf",
+//!   "nan" (`stiffness_fsutil::nonfinite`).
 //!
 //! Parallelism: every solver here is single-threaded by default because the
 //! caller parallelises across samples; [`eigenvalues`] accepts a
@@ -25,8 +25,6 @@ mod dense;
 mod error;
 mod isolate;
 mod lanczos;
-pub mod metrics;
-pub mod nonfinite;
 mod paper;
 mod singular;
 mod spectrum;
@@ -39,7 +37,6 @@ pub use faer::Par;
 pub use lanczos::{
     sym_part_extremes_dense, sym_part_extremes_lanczos, LanczosOptions, SymExtremes,
 };
-pub use metrics::{soderlind, EigenMetrics, JacobianKind};
 pub use num_complex::Complex64;
 pub use paper::{paper_compatible, PaperCompatSummary};
 pub use singular::{sigma_max_lanczos, singular_values, SingularSummary};

@@ -10,7 +10,8 @@
 //! sequence of its slices.
 
 use crate::dense::EigenSolver;
-use crate::{nonfinite, Error, Result};
+use crate::{Error, Result};
+use stiffness_fsutil::nonfinite;
 use faer::{Mat, Par};
 use num_complex::Complex64;
 use rayon::prelude::*;

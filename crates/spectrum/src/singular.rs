@@ -1,7 +1,8 @@
 //! Singular values of (possibly non-square) Jacobians.
 
 use crate::lanczos::{lanczos, Ends, LanczosOptions};
-use crate::{nonfinite, Error, Result};
+use crate::{Error, Result};
+use stiffness_fsutil::nonfinite;
 use faer::diag::Diag;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::svd::{self, ComputeSvdVectors};

@@ -3,9 +3,11 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use stiffness_report::npy::encode_c16;
-use stiffness_report::record::{write_records, EVAL_JSON, MANIFEST_JSON};
-use stiffness_report::{ClassEval, EvalSummary, Kind, Manifest, Record, SpectrumVariant};
+use stiffness_records::store::write_eigenvalues;
+use stiffness_records::{
+    write_records, ClassEval, EvalSummary, JacobianKind, Manifest, Record, SpectrumVariant,
+    EVAL_JSON, MANIFEST_JSON,
+};
 
 pub const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 pub const BLOCKS: [(&str, bool); 4] = [
@@ -41,15 +43,15 @@ pub fn correct_of(sample: usize) -> bool {
 /// The stiffness index of (sample, block, kind, variant), with planted
 /// non-finite values: +inf at sample 1 of layer1.0, NaN at sample 5 of
 /// layer1.0, both for the residual kind of the exact spectrum.
-pub fn stiffness_index(sample: usize, block: usize, kind: Kind, variant: SpectrumVariant) -> f64 {
-    if kind == Kind::Residual && variant == SpectrumVariant::Exact && block == 0 {
+pub fn stiffness_index(sample: usize, block: usize, kind: JacobianKind, variant: SpectrumVariant) -> f64 {
+    if kind == JacobianKind::Residual && variant == SpectrumVariant::Exact && block == 0 {
         match sample {
             1 => return f64::INFINITY,
             5 => return f64::NAN,
             _ => {}
         }
     }
-    let k = if kind == Kind::Block { 1.0 } else { 2.0 };
+    let k = if kind == JacobianKind::Block { 1.0 } else { 2.0 };
     let v = if variant == SpectrumVariant::Exact {
         1.0
     } else {
@@ -58,7 +60,7 @@ pub fn stiffness_index(sample: usize, block: usize, kind: Kind, variant: Spectru
     v * (k * (block as f64 + 1.0) + 0.25 * sample as f64 + 0.1 * (sample * sample % 7) as f64)
 }
 
-pub fn record(sample: usize, block: usize, kind: Kind, variant: SpectrumVariant) -> Record {
+pub fn record(sample: usize, block: usize, kind: JacobianKind, variant: SpectrumVariant) -> Record {
     let (name, square) = BLOCKS[block];
     let label = label_of(sample);
     let eig = square && variant == SpectrumVariant::Exact;
@@ -96,7 +98,7 @@ pub fn record(sample: usize, block: usize, kind: Kind, variant: SpectrumVariant)
         n_zero: (eig || variant == SpectrumVariant::PaperCompat).then_some(24),
         spectral_radius: eig.then_some(1.5 + 0.3 * block as f64 + 0.01 * s * s),
         soderlind: eig.then_some(-0.2 + 0.03 * (sample % 5) as f64),
-        euler_unstable_share: (eig && kind == Kind::Residual).then_some(0.1 * (sample % 4) as f64),
+        euler_unstable_share: (eig && kind == JacobianKind::Residual).then_some(0.1 * (sample % 4) as f64),
         relative_step: eig.then_some(0.5 + 0.01 * s),
         sigma_max: sigma.then_some(3.0 + 0.1 * s),
         sigma_min: sigma.then_some(0.1 + 0.01 * s),
@@ -112,7 +114,7 @@ pub fn record(sample: usize, block: usize, kind: Kind, variant: SpectrumVariant)
 pub fn all_records() -> Vec<Record> {
     let mut out = Vec::new();
     for variant in [SpectrumVariant::PaperCompat, SpectrumVariant::Exact] {
-        for kind in [Kind::Residual, Kind::Block] {
+        for kind in [JacobianKind::Residual, JacobianKind::Block] {
             for block in (0..BLOCKS.len()).rev() {
                 for sample in 0..SAMPLES {
                     out.push(record(sample, block, kind, variant));
@@ -127,6 +129,7 @@ pub fn manifest() -> Manifest {
     Manifest {
         tool_version: "0.1.0".into(),
         model_path: "/models/resnet-test.pt".into(),
+        name: None,
         model_sha256: SHA.into(),
         arch: "resnet-cifar-test".into(),
         data_path: "/data/cifar10".into(),
@@ -138,7 +141,7 @@ pub fn manifest() -> Manifest {
         samples: None,
         seed: 7,
         blocks: BLOCKS.iter().map(|b| b.0.to_string()).collect(),
-        kinds: vec![Kind::Block, Kind::Residual],
+        kinds: vec![JacobianKind::Block, JacobianKind::Residual],
         spectrum: SpectrumVariant::Exact,
         tolerance: "1e-6 * max(1, rho)".into(),
         shard: None,
@@ -187,7 +190,7 @@ pub fn write_dir(dir: &Path, records: &[Record], with_eval: bool) {
                 })
                 .chain((0..24).map(|_| [0.0, 0.0]))
                 .collect();
-            std::fs::write(dir.join(f), encode_c16(&eig)).unwrap();
+            write_eigenvalues(&dir.join(f), &eig).unwrap();
         }
     }
 }

@@ -17,51 +17,11 @@
 //!
 //! For an empty spectrum (n = 0) every real-valued field is NaN.
 
-use crate::{nonfinite, Spectrum};
 use serde::{Deserialize, Serialize};
+use stiffness_fsutil::nonfinite;
+use stiffness_spectrum::Spectrum;
 
-/// Which Jacobian a spectrum belongs to.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum JacobianKind {
-    /// Whole block J_B = dB/dx (the map x_k -> x_{k+1}).
-    #[default]
-    Block,
-    /// Residual branch J_F = dF/dx (the ODE's vector field).
-    Residual,
-}
-
-impl JacobianKind {
-    /// Both kinds, in output order.
-    pub const ALL: [JacobianKind; 2] = [JacobianKind::Block, JacobianKind::Residual];
-
-    /// The name used in options and records: "block" or "residual".
-    pub fn name(self) -> &'static str {
-        match self {
-            JacobianKind::Block => "block",
-            JacobianKind::Residual => "residual",
-        }
-    }
-}
-
-impl std::fmt::Display for JacobianKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for JacobianKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        JacobianKind::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown Jacobian kind '{s}': expected block or residual"))
-    }
-}
+use crate::model::JacobianKind;
 
 /// The eigenvalue metrics of one Jacobian (field names are the output
 /// schema; see the module documentation for the definitions).
@@ -143,8 +103,11 @@ pub fn soderlind(mu_min: f64, mu_max: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::c;
     use num_complex::Complex64;
+
+    fn c(re: f64, im: f64) -> Complex64 {
+        Complex64::new(re, im)
+    }
 
     fn metrics(
         solved: &[Complex64],

@@ -22,9 +22,9 @@
 //! in parallel each hold one.
 
 use crate::error::{Error, Result};
-use crate::jacobian::MAX_BATCH as JVP_BATCH;
+use crate::analysis::jacobian::MAX_BATCH as JVP_BATCH;
 use crate::model::{JacobianKind, ResidualBlock, Shortcut};
-use stiffness_report::record::SpectrumVariant;
+use stiffness_records::SpectrumVariant;
 
 use super::measure::{DENSE_SVD_LIMIT, DENSE_SYMMETRIC_LIMIT};
 
@@ -119,7 +119,7 @@ pub fn gib(bytes: u64) -> String {
 }
 
 /// Entries stored by the footprint Jacobian of `kind` (see
-/// [`crate::jacobian::FootprintJacobian`]).
+/// [`crate::analysis::jacobian::FootprintJacobian`]).
 pub fn footprint_entries(block: &ResidualBlock, kind: JacobianKind, input: [usize; 3]) -> u64 {
     let [fh, fw] = block.footprints(kind, input);
     let span = |reach: &[crate::model::geometry::Interval]| -> u64 {
@@ -133,7 +133,7 @@ pub fn footprint_entries(block: &ResidualBlock, kind: JacobianKind, input: [usiz
 }
 
 /// An upper bound on the size of the dense eigenproblem that
-/// [`crate::spectrum::exact_spectrum`] solves: the smallest inner ReLU layer
+/// [`crate::analysis::reduce::exact_spectrum`] solves: the smallest inner ReLU layer
 /// (residual kind; and block kind with an identity shortcut, capped at n),
 /// else n.
 pub fn solved_size_bound(block: &ResidualBlock, kind: JacobianKind, input: [usize; 3]) -> u64 {

@@ -9,8 +9,7 @@
 use candle_core::{DType, Tensor};
 
 use crate::error::Result;
-use crate::jacobian::{FootprintJacobian, LinearMap};
-use crate::model::geometry::AxisFootprint;
+use crate::analysis::jacobian::{FootprintJacobian, LinearMap};
 use crate::model::{BlockTrace, JacobianKind, ResidualBlock};
 
 /// Block `block` linearised at input x (batch of one).
@@ -79,57 +78,6 @@ impl<'a> Linearization<'a> {
         self.trace64.branch.masks.iter().map(active).collect()
     }
 
-    /// The cyclic map K = V D U on the space of inner ReLU layer `cut`
-    /// (0-based among the branch's ReLUs), where J_F = U V is split after that
-    /// ReLU (V includes its mask) and D = D_out when `through_output_mask`
-    /// (whole-block kind) or the identity (residual kind). Only the columns of
-    /// the active units of layer `cut` are assembled.
-    pub fn cyclic_map(
-        &self,
-        cut: usize,
-        through_output_mask: bool,
-    ) -> Result<(FootprintJacobian, Vec<usize>)> {
-        let branch = &self.block.branch;
-        let at = branch.relu_positions()[cut];
-        let end = branch.layers.len();
-        let inner_channels = branch.channels_after(self.in_shape[0])[at];
-        let apply = |t: &Tensor| -> Result<Tensor> {
-            let mut u = branch.jvp_range(&self.trace.branch, at + 1..end, t)?;
-            if through_output_mask {
-                u = u.broadcast_mul(&self.trace.out_mask)?;
-            }
-            branch.jvp_range(&self.trace.branch, 0..at + 1, &u)
-        };
-        let footprints = [1, 2].map(|axis| {
-            let lens = branch.lens_after(self.in_shape[axis]);
-            let inner_len = lens[at];
-            let reach = (0..inner_len)
-                .map(|p| {
-                    let iv = crate::model::geometry::Interval::point(p);
-                    let out = branch.footprint_range(at + 1..end, &lens, iv);
-                    branch.footprint_range(0..at + 1, &lens, out)
-                })
-                .collect();
-            AxisFootprint::new(reach, inner_len)
-        });
-        let inner_shape = [
-            inner_channels,
-            footprints[0].in_len(),
-            footprints[1].in_len(),
-        ];
-        let map = LinearMap {
-            in_shape: inner_shape,
-            out_shape: inner_shape,
-            footprints,
-            apply: &apply,
-            dtype: self.block.branch.dtype(),
-        };
-        let act = active(&self.trace64.branch.masks[cut])?;
-        let mut selected = vec![false; inner_shape.iter().product()];
-        act.iter().for_each(|&i| selected[i] = true);
-        Ok((FootprintJacobian::assemble(&map, Some(&selected))?, act))
-    }
-
     /// ||B(x) - x|| / ||x|| in float64 (square blocks).
     pub fn relative_step(&self) -> Result<f64> {
         let x = &self.trace64.input;
@@ -144,7 +92,7 @@ impl<'a> Linearization<'a> {
 }
 
 /// Indices where a 0/1 mask is 1.
-fn active(mask: &Tensor) -> Result<Vec<usize>> {
+pub(crate) fn active(mask: &Tensor) -> Result<Vec<usize>> {
     let values = mask.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
     Ok(values
         .iter()

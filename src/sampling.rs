@@ -6,7 +6,7 @@
 //! same samples, on any machine. A shard I/N takes every N-th sample of that
 //! sorted list starting at I, so N shards partition the samples exactly.
 
-use stiffness_report::record::Shard;
+use stiffness_records::Shard;
 
 use crate::model::random::{shuffle, Rng};
 

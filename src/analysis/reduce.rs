@@ -14,13 +14,14 @@
 //! Either way the dense problem has size min(a, m) (block) or m (residual),
 //! not n. [`dense_spectrum`] solves the full n x n matrix for verification.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
+use candle_core::Tensor;
 use num_complex::Complex64;
 use stiffness_spectrum::{Par, Spectrum};
 
+use crate::analysis::jacobian::{FootprintJacobian, LinearMap};
+use crate::analysis::linearize::{active, Linearization};
 use crate::error::{Error, Result};
-use crate::linearize::Linearization;
+use crate::model::geometry::{AxisFootprint, Interval};
 use crate::model::{JacobianKind, Shortcut};
 
 /// How a spectrum was obtained.
@@ -35,10 +36,11 @@ pub struct Reduction {
 }
 
 /// The exact spectrum of a square block's Jacobian of `kind`, by the cheapest
-/// exact reduction.
+/// exact reduction; the dense eigen-solve runs on `solver` threads.
 pub fn exact_spectrum(
     lin: &Linearization<'_>,
     kind: JacobianKind,
+    solver: Par,
 ) -> Result<(Spectrum, Reduction)> {
     if !lin.is_square() {
         return Err(Error::Usage(format!(
@@ -52,7 +54,7 @@ pub fn exact_spectrum(
     match kind {
         JacobianKind::Residual => {
             let k = reduced_matrix(lin, cut, false)?;
-            let spectrum = solve(&k, 0.0, vec![(zero(), n - m)])?;
+            let spectrum = solve(&k, 0.0, vec![(zero(), n - m)], solver)?;
             Ok((
                 spectrum,
                 Reduction {
@@ -71,11 +73,11 @@ pub fn exact_spectrum(
                 act.iter().for_each(|&i| columns[i] = true);
                 let j = lin.jacobian(JacobianKind::Block, Some(&columns))?;
                 let sub = j.dense_submatrix(&act, &act);
-                solve(&sub, 0.0, vec![(zero(), n - a)])?
+                solve(&sub, 0.0, vec![(zero(), n - a)], solver)?
             } else {
                 let k = reduced_matrix(lin, cut, true)?;
                 let one = Complex64::new(1.0, 0.0);
-                solve(&k, 1.0, vec![(zero(), n - a), (one, a - m)])?
+                solve(&k, 1.0, vec![(zero(), n - a), (one, a - m)], solver)?
             };
             let solved_size = spectrum.solved_size();
             Ok((
@@ -113,35 +115,76 @@ fn reduced_matrix(
     cut: usize,
     through_output_mask: bool,
 ) -> Result<faer::Mat<f64>> {
-    let (k, act) = lin.cyclic_map(cut, through_output_mask)?;
+    let (k, act) = cyclic_map(lin, cut, through_output_mask)?;
     Ok(k.dense_submatrix(&act, &act))
 }
 
+
 /// shift + eig(matrix), together with the structurally known eigenvalues.
-fn solve(matrix: &faer::Mat<f64>, shift: f64, exact: Vec<(Complex64, usize)>) -> Result<Spectrum> {
+fn solve(
+    matrix: &faer::Mat<f64>,
+    shift: f64,
+    exact: Vec<(Complex64, usize)>,
+    solver: Par,
+) -> Result<Spectrum> {
     let exact = exact.into_iter().filter(|&(_, count)| count > 0).collect();
     if matrix.nrows() == 0 {
         return Ok(Spectrum::new(Vec::new(), exact));
     }
-    let threads = SOLVER_THREADS.load(Ordering::Relaxed);
-    let par = if threads > 1 {
-        Par::rayon(threads)
-    } else {
-        Par::Seq
-    };
-    Ok(Spectrum::shifted(matrix.as_ref(), shift, exact, par)?)
-}
-
-/// Threads inside one dense eigen-solve (1 = sequential, the default: the
-/// analysis job parallelises across samples). The job raises it when fewer
-/// samples than worker threads remain, so that a single image uses every core.
-static SOLVER_THREADS: AtomicUsize = AtomicUsize::new(1);
-
-/// Set the number of threads inside one dense eigen-solve (at least 1).
-pub fn set_solver_threads(threads: usize) {
-    SOLVER_THREADS.store(threads.max(1), Ordering::Relaxed);
+    Ok(Spectrum::shifted(matrix.as_ref(), shift, exact, solver)?)
 }
 
 fn zero() -> Complex64 {
     Complex64::new(0.0, 0.0)
+}
+
+/// The cyclic map K = V D U on the space of inner ReLU layer `cut`
+/// (0-based among the branch's ReLUs) of `lin`'s block, where J_F = U V is split after that
+/// ReLU (V includes its mask) and D = D_out when `through_output_mask`
+/// (whole-block kind) or the identity (residual kind). Only the columns of
+/// the active units of layer `cut` are assembled.
+pub fn cyclic_map(
+    lin: &Linearization<'_>,
+    cut: usize,
+    through_output_mask: bool,
+) -> Result<(FootprintJacobian, Vec<usize>)> {
+    let branch = &lin.block.branch;
+    let at = branch.relu_positions()[cut];
+    let end = branch.layers.len();
+    let inner_channels = branch.channels_after(lin.in_shape[0])[at];
+    let apply = |t: &Tensor| -> Result<Tensor> {
+        let mut u = branch.jvp_range(&lin.trace.branch, at + 1..end, t)?;
+        if through_output_mask {
+            u = u.broadcast_mul(&lin.trace.out_mask)?;
+        }
+        branch.jvp_range(&lin.trace.branch, 0..at + 1, &u)
+    };
+    let footprints = [1, 2].map(|axis| {
+        let lens = branch.lens_after(lin.in_shape[axis]);
+        let inner_len = lens[at];
+        let reach = (0..inner_len)
+            .map(|p| {
+                let iv = Interval::point(p);
+                let out = branch.footprint_range(at + 1..end, &lens, iv);
+                branch.footprint_range(0..at + 1, &lens, out)
+            })
+            .collect();
+        AxisFootprint::new(reach, inner_len)
+    });
+    let inner_shape = [
+        inner_channels,
+        footprints[0].in_len(),
+        footprints[1].in_len(),
+    ];
+    let map = LinearMap {
+        in_shape: inner_shape,
+        out_shape: inner_shape,
+        footprints,
+        apply: &apply,
+        dtype: lin.block.branch.dtype(),
+    };
+    let act = active(&lin.trace64.branch.masks[cut])?;
+    let mut selected = vec![false; inner_shape.iter().product()];
+    act.iter().for_each(|&i| selected[i] = true);
+    Ok((FootprintJacobian::assemble(&map, Some(&selected))?, act))
 }

@@ -3,14 +3,10 @@
 //! `records.jsonl` (and the same columns in `records.csv`), a [`Manifest`]
 //! in `manifest.json`, and optionally the evaluation summary `eval.json`.
 
-use crate::error::{Error, Result};
-use crate::fsutil::atomic_write;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs;
-use std::path::{Path, PathBuf};
-use stiffness_spectrum::nonfinite;
+use stiffness_fsutil::nonfinite;
 
 /// File name of the JSON-lines records in a record directory.
 pub const RECORDS_JSONL: &str = "records.jsonl";
@@ -21,9 +17,49 @@ pub const MANIFEST_JSON: &str = "manifest.json";
 /// File name of the evaluation summary in a record directory.
 pub const EVAL_JSON: &str = "eval.json";
 
-/// Which Jacobian a record describes ("block" or "residual"): the one
-/// definition shared with the spectrum crate and the analysis job.
-pub use stiffness_spectrum::JacobianKind as Kind;
+/// Which Jacobian a record describes: the one definition shared by the
+/// model, the analysis and the report.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum JacobianKind {
+    /// Whole block J_B = dB/dx (the map x_k -> x_{k+1}).
+    #[default]
+    Block,
+    /// Residual branch J_F = dF/dx (the ODE's vector field).
+    Residual,
+}
+
+impl JacobianKind {
+    /// Both kinds, in output order.
+    pub const ALL: [JacobianKind; 2] = [JacobianKind::Block, JacobianKind::Residual];
+
+    /// The name used in options and records: "block" or "residual".
+    pub fn name(self) -> &'static str {
+        match self {
+            JacobianKind::Block => "block",
+            JacobianKind::Residual => "residual",
+        }
+    }
+}
+
+impl std::fmt::Display for JacobianKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for JacobianKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JacobianKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown Jacobian kind '{s}': expected block or residual"))
+    }
+}
 
 /// Which spectrum a record's eigenvalue metrics come from.
 #[derive(
@@ -65,7 +101,7 @@ impl fmt::Display for SpectrumVariant {
 /// metrics are `None`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Record {
-    /// Model file stem.
+    /// The model's display name (see `Manifest::model_name`).
     pub model: String,
     /// SHA-256 of the model file (hex).
     pub model_sha256: String,
@@ -87,7 +123,7 @@ pub struct Record {
     /// 0-based depth of the block.
     pub block_index: usize,
     /// Which Jacobian.
-    pub kind: Kind,
+    pub kind: JacobianKind,
     /// Which spectrum.
     pub spectrum: SpectrumVariant,
     /// Whether input and output shapes agree.
@@ -151,7 +187,7 @@ pub struct Record {
 
 /// The identity of a record: records with equal keys are duplicates (for
 /// example the same work done by two shards).
-pub type RecordKey = (String, usize, String, Kind, SpectrumVariant);
+pub type RecordKey = (String, usize, String, JacobianKind, SpectrumVariant);
 
 impl Record {
     /// (model_sha256, sample, block, kind, spectrum).
@@ -185,8 +221,12 @@ pub struct Shard {
 pub struct Manifest {
     /// Version of the tool that wrote the records.
     pub tool_version: String,
-    /// Path of the model file.
+    /// Path of the model file, as given.
     pub model_path: String,
+    /// The model's display name when one was given (`analyze --name`);
+    /// otherwise [`Manifest::model_name`] derives it from `model_path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// SHA-256 of the model file (hex).
     pub model_sha256: String,
     /// Architecture, e.g. "resnet56-cifar".
@@ -210,7 +250,7 @@ pub struct Manifest {
     /// Blocks analysed, in depth order.
     pub blocks: Vec<String>,
     /// Jacobian kinds analysed.
-    pub kinds: Vec<Kind>,
+    pub kinds: Vec<JacobianKind>,
     /// Spectrum variant(s) analysed.
     pub spectrum: SpectrumVariant,
     /// Eigenvalue tolerance, e.g. "1e-6 * max(1, rho)".
@@ -222,6 +262,35 @@ pub struct Manifest {
     /// Anything else worth recording.
     #[serde(default)]
     pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl Manifest {
+    /// The name records and reports give the model: the `name` given, else
+    /// [`display_name`] of `model_path`.
+    pub fn model_name(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| display_name(std::path::Path::new(&self.model_path)))
+    }
+}
+
+/// The name of the model file at `path`: its stem (`resnet20-12fca82f`,
+/// `epoch-004`), or, for the `model.safetensors` that `export` writes, the
+/// folder that holds it (`fashion-mnist-resnet18`), so that exported models
+/// do not all appear as "model".
+pub fn display_name(path: &std::path::Path) -> String {
+    let stem = |p: &std::path::Path| {
+        p.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let own = stem(path);
+    if own != "model" {
+        return own;
+    }
+    path.parent()
+        .and_then(|dir| dir.file_name())
+        .map_or(own, |dir| dir.to_string_lossy().into_owned())
 }
 
 /// Accuracy and loss of one label in [`EvalSummary`].
@@ -253,170 +322,3 @@ pub struct EvalSummary {
     pub per_class: Vec<ClassEval>,
 }
 
-/// Records read from one directory, with the number of skipped lines.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RecordFile {
-    /// The file read.
-    pub path: PathBuf,
-    /// The records, in file order.
-    pub records: Vec<Record>,
-    /// 1 if a truncated final line was skipped (an interrupted write), else 0.
-    pub skipped_partial_lines: usize,
-}
-
-/// Reads `records.jsonl` from `dir` (or `records.csv` when there is no JSON
-/// lines file). A final line that does not parse (an interrupted append) is
-/// skipped with a warning on stderr; a bad line anywhere else is an error
-/// naming the file and line.
-pub fn read_records(dir: &Path) -> Result<Vec<Record>> {
-    let file = read_record_file(dir)?;
-    if file.skipped_partial_lines > 0 {
-        eprintln!(
-            "warning: {}: skipped {} truncated final line",
-            file.path.display(),
-            file.skipped_partial_lines
-        );
-    }
-    Ok(file.records)
-}
-
-/// [`read_records`] returning the skipped-line count instead of printing it.
-pub fn read_record_file(dir: &Path) -> Result<RecordFile> {
-    let jsonl = dir.join(RECORDS_JSONL);
-    if jsonl.exists() {
-        let text = fs::read_to_string(&jsonl).map_err(|e| Error::io(&jsonl, e))?;
-        return parse_jsonl(&jsonl, &text);
-    }
-    let csv_path = dir.join(RECORDS_CSV);
-    if csv_path.exists() {
-        return read_csv(&csv_path);
-    }
-    Err(Error::Invalid(format!(
-        "{}: neither {RECORDS_JSONL} nor {RECORDS_CSV} found",
-        dir.display()
-    )))
-}
-
-/// Parses JSON-lines text; see [`read_records`] for the tolerance rule.
-pub fn parse_jsonl(path: &Path, text: &str) -> Result<RecordFile> {
-    let lines: Vec<(usize, &str)> = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .collect();
-    let mut records = Vec::with_capacity(lines.len());
-    let mut skipped = 0;
-    for (k, &(i, line)) in lines.iter().enumerate() {
-        match serde_json::from_str::<Record>(line) {
-            Ok(r) => records.push(r),
-            Err(_) if k + 1 == lines.len() && !text.ends_with('\n') => skipped += 1,
-            Err(e) => return Err(Error::parse(path, Some(i + 1), e.to_string())),
-        }
-    }
-    Ok(RecordFile {
-        path: path.to_path_buf(),
-        records,
-        skipped_partial_lines: skipped,
-    })
-}
-
-fn read_csv(path: &Path) -> Result<RecordFile> {
-    let mut reader =
-        csv::Reader::from_path(path).map_err(|e| Error::parse(path, None, e.to_string()))?;
-    let mut records = Vec::new();
-    for (i, row) in reader.deserialize::<Record>().enumerate() {
-        records.push(row.map_err(|e| Error::parse(path, Some(i + 2), e.to_string()))?);
-    }
-    Ok(RecordFile {
-        path: path.to_path_buf(),
-        records,
-        skipped_partial_lines: 0,
-    })
-}
-
-/// Writes `records` as `records.jsonl` and `records.csv` into `dir`
-/// (each atomically).
-pub fn write_records(dir: &Path, records: &[Record]) -> Result<()> {
-    let mut jsonl = String::new();
-    for r in records {
-        jsonl.push_str(&r.to_json_line());
-        jsonl.push('\n');
-    }
-    atomic_write(&dir.join(RECORDS_JSONL), jsonl.as_bytes())?;
-    let csv_path = dir.join(RECORDS_CSV);
-    atomic_write(
-        &csv_path,
-        &records_csv(records).map_err(|m| Error::parse(&csv_path, None, m))?,
-    )
-}
-
-/// The CSV text of `records` (header + one row each).
-pub fn records_csv(records: &[Record]) -> Result<Vec<u8>, String> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    if records.is_empty() {
-        w.write_record(record_columns())
-            .map_err(|e| e.to_string())?;
-    }
-    for r in records {
-        w.serialize(r).map_err(|e| e.to_string())?;
-    }
-    w.into_inner().map_err(|e| e.to_string())
-}
-
-/// The column names of `records.csv`, in order.
-pub fn record_columns() -> Vec<&'static str> {
-    vec![
-        "model",
-        "model_sha256",
-        "sample",
-        "label",
-        "label_name",
-        "predicted",
-        "loss",
-        "correct",
-        "block",
-        "block_index",
-        "kind",
-        "spectrum",
-        "square",
-        "n",
-        "n_out",
-        "n_active",
-        "solved_size",
-        "max_re",
-        "min_re",
-        "stiffness_index",
-        "stiffness_ratio",
-        "neg_share",
-        "n_zero",
-        "spectral_radius",
-        "soderlind",
-        "euler_unstable_share",
-        "relative_step",
-        "sigma_max",
-        "sigma_min",
-        "sigma_ratio",
-        "eigenvalues_file",
-        "seconds",
-        "failure",
-    ]
-}
-
-/// Reads `manifest.json` from `dir`.
-pub fn read_manifest(dir: &Path) -> Result<Manifest> {
-    read_json(&dir.join(MANIFEST_JSON))
-}
-
-/// Reads `eval.json` from `dir` if it exists.
-pub fn read_eval(dir: &Path) -> Result<Option<EvalSummary>> {
-    let path = dir.join(EVAL_JSON);
-    if !path.exists() {
-        return Ok(None);
-    }
-    read_json(&path).map(Some)
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::parse(path, Some(e.line()), e.to_string()))
-}

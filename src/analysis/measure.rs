@@ -2,7 +2,7 @@
 //! and spectrum variant (METHOD.md sections 4 and 6).
 //!
 //! - Square blocks, exact variant: the reduced exact spectrum
-//!   ([`crate::spectrum::exact_spectrum`]) and its eigen-metrics; Söderlind's
+//!   ([`crate::analysis::reduce::exact_spectrum`]) and its eigen-metrics; Söderlind's
 //!   (mu_max + mu_min)/2 of (J + J^T)/2 by Lanczos on the assembled Jacobian
 //!   (dense fallback when Lanczos does not converge); the relative step.
 //! - Non-square blocks: sigma_max by Lanczos on J^T J, sigma_min = 0 exactly
@@ -14,17 +14,18 @@
 use std::time::Instant;
 
 use num_complex::Complex64;
-use stiffness_report::record::{Record, SpectrumVariant};
+use stiffness_records::{Record, SpectrumVariant};
 use stiffness_spectrum::{
-    paper_compatible, sigma_max_lanczos, soderlind, sym_part_extremes_dense,
-    sym_part_extremes_lanczos, EigenMetrics, LanczosOptions, SingularSummary, Spectrum,
+    paper_compatible, sigma_max_lanczos, sym_part_extremes_dense, sym_part_extremes_lanczos,
+    LanczosOptions, Par, SingularSummary, Spectrum,
 };
 
+use crate::analysis::jacobian::FootprintJacobian;
+use crate::analysis::linearize::Linearization;
+use crate::analysis::metrics::{soderlind, EigenMetrics};
+use crate::analysis::reduce::exact_spectrum;
 use crate::error::{Error, Result};
-use crate::jacobian::FootprintJacobian;
-use crate::linearize::Linearization;
 use crate::model::JacobianKind;
-use crate::spectrum::exact_spectrum;
 
 /// Largest n_out * n_in for which a dense SVD is attempted for sigma_min.
 pub(crate) const DENSE_SVD_LIMIT: usize = 4096 * 4096;
@@ -42,101 +43,71 @@ fn lanczos_options(max_iter: usize) -> LanczosOptions {
     }
 }
 
-/// A record's metric fields, before sample and model identity are attached.
+/// What one measurement found: a record with its metric fields filled in
+/// (n .. sigma_ratio, seconds, failure; sample and model identity are the
+/// job's to add), and the full spectrum when one was computed (for
+/// `--save-eigenvalues`).
 #[derive(Debug, Clone, Default)]
 pub struct Measurement {
-    pub n: usize,
-    pub n_out: usize,
-    pub n_active: Option<usize>,
-    pub solved_size: Option<usize>,
-    pub max_re: Option<f64>,
-    pub min_re: Option<f64>,
-    pub stiffness_index: Option<f64>,
-    pub stiffness_ratio: Option<f64>,
-    pub neg_share: Option<f64>,
-    pub n_zero: Option<usize>,
-    pub spectral_radius: Option<f64>,
-    pub soderlind: Option<f64>,
-    pub euler_unstable_share: Option<f64>,
-    pub relative_step: Option<f64>,
-    pub sigma_max: Option<f64>,
-    pub sigma_min: Option<f64>,
-    pub sigma_ratio: Option<f64>,
-    /// The full spectrum, when it was computed (for `--save-eigenvalues`).
+    pub metrics: Record,
     pub eigenvalues: Option<Vec<Complex64>>,
-    pub seconds: f64,
-    /// Why nothing was measured (see [`Record::failure`]).
-    pub failure: Option<String>,
 }
 
 impl Measurement {
-    /// Copy the metric fields into `record`.
-    pub fn fill(self, record: &mut Record) {
-        record.n = self.n;
-        record.n_out = self.n_out;
-        record.n_active = self.n_active;
-        record.solved_size = self.solved_size;
-        record.max_re = self.max_re;
-        record.min_re = self.min_re;
-        record.stiffness_index = self.stiffness_index;
-        record.stiffness_ratio = self.stiffness_ratio;
-        record.neg_share = self.neg_share;
-        record.n_zero = self.n_zero;
-        record.spectral_radius = self.spectral_radius;
-        record.soderlind = self.soderlind;
-        record.euler_unstable_share = self.euler_unstable_share;
-        record.relative_step = self.relative_step;
-        record.sigma_max = self.sigma_max;
-        record.sigma_min = self.sigma_min;
-        record.sigma_ratio = self.sigma_ratio;
-        record.seconds = self.seconds;
-        record.failure = self.failure;
-    }
-
     /// A record of `lin` with no metrics, only the reason.
     pub fn failed(lin: &Linearization<'_>, reason: String) -> Self {
-        Measurement {
+        Self::of(Record {
             failure: Some(reason),
             ..base(lin)
+        })
+    }
+
+    fn of(metrics: Record) -> Self {
+        Self {
+            metrics,
+            eigenvalues: None,
         }
     }
 }
 
 /// Measure one (block, kind, variant). A non-finite Jacobian (an overflow in
 /// a JVP) gives a [`Measurement::failed`] with the reason, never metrics.
+/// The dense eigen-solve of the exact variant uses `solver` threads.
 pub fn measure(
     lin: &Linearization<'_>,
     kind: JacobianKind,
     variant: SpectrumVariant,
+    solver: Par,
 ) -> Result<Measurement> {
     let start = Instant::now();
     let measured = match variant {
-        SpectrumVariant::PaperCompat => paper(lin, kind),
-        SpectrumVariant::Exact if lin.is_square() => eigen(lin, kind),
-        SpectrumVariant::Exact => singular(lin, kind),
+        SpectrumVariant::PaperCompat => paper(lin, kind).map(Measurement::of),
+        SpectrumVariant::Exact if lin.is_square() => eigen(lin, kind, solver),
+        SpectrumVariant::Exact => singular(lin, kind).map(Measurement::of),
     };
     let mut m = match measured {
         Err(Error::NonFinite(reason)) => Measurement::failed(lin, reason),
         other => other?,
     };
-    m.seconds = start.elapsed().as_secs_f64();
+    m.metrics.seconds = start.elapsed().as_secs_f64();
     Ok(m)
 }
 
-fn base(lin: &Linearization<'_>) -> Measurement {
-    Measurement {
+/// The sizes of `lin`'s Jacobian, every metric unset.
+fn base(lin: &Linearization<'_>) -> Record {
+    Record {
         n: lin.n(),
         n_out: lin.out_shape.iter().product(),
-        ..Default::default()
+        ..Record::default()
     }
 }
 
-fn eigen(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Measurement> {
-    let (spectrum, reduction) = exact_spectrum(lin, kind)?;
+fn eigen(lin: &Linearization<'_>, kind: JacobianKind, solver: Par) -> Result<Measurement> {
+    let (spectrum, reduction) = exact_spectrum(lin, kind, solver)?;
     let e = EigenMetrics::from_spectrum(&spectrum, kind);
     let jac = lin.jacobian(kind, None)?;
     let sym = symmetric_extremes(&jac)?;
-    Ok(Measurement {
+    let metrics = Record {
         n_active: Some(reduction.n_active),
         solved_size: Some(reduction.solved_size),
         max_re: Some(e.max_re),
@@ -149,8 +120,11 @@ fn eigen(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Measurement> {
         soderlind: sym.map(|(lo, hi)| soderlind(lo, hi)),
         euler_unstable_share: e.euler_unstable_share,
         relative_step: Some(lin.relative_step()?),
-        eigenvalues: Some(all_values(&spectrum)),
         ..base(lin)
+    };
+    Ok(Measurement {
+        metrics,
+        eigenvalues: Some(all_values(&spectrum)),
     })
 }
 
@@ -174,7 +148,7 @@ fn symmetric_extremes(jac: &FootprintJacobian) -> Result<Option<(f64, f64)>> {
     Ok(ext.map(|e| (e.mu_min, e.mu_max)))
 }
 
-fn singular(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Measurement> {
+fn singular(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Record> {
     let jac = lin.jacobian(kind, None)?;
     let (rows, cols) = (jac.n_rows(), jac.n_cols());
     let inner_min = lin.active_inner()?.iter().map(Vec::len).min().unwrap_or(0);
@@ -197,7 +171,7 @@ fn singular(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Measurement> 
     } else {
         SingularSummary::from_values(&[], None)
     };
-    Ok(Measurement {
+    Ok(Record {
         n_active: Some(rank_bound),
         sigma_max: Some(summary.sigma_max),
         sigma_min: Some(summary.sigma_min),
@@ -215,10 +189,10 @@ fn dense_summary(jac: &FootprintJacobian, rank_bound: Option<usize>) -> Result<S
     )?)
 }
 
-fn paper(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Measurement> {
+fn paper(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Record> {
     let dense = lin.jacobian(kind, None)?.to_dense_row_major();
     let s = paper_compatible(&dense, lin.out_shape, lin.in_shape)?;
-    Ok(Measurement {
+    Ok(Record {
         n: s.count,
         max_re: Some(s.max_re),
         min_re: Some(s.min_re),
