@@ -7,11 +7,11 @@ use std::time::Instant;
 
 use candle_core::{DType, Tensor};
 
-use crate::error::Result;
 use crate::analysis::linearize::Linearization;
+use crate::analysis::reduce::{dense_spectrum, exact_spectrum};
+use crate::error::Result;
 use crate::model::random::{self, Masks, Rng};
 use crate::model::{ArchSpec, JacobianKind, ResNet, ResidualBlock, Shortcut};
-use crate::analysis::reduce::{dense_spectrum, exact_spectrum};
 
 /// One timed block.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -561,6 +561,66 @@ fn demo_runs_on_the_bundled_default() {
         serde_json::from_slice(&std::fs::read(dir.join("records/eval.json")).unwrap()).unwrap();
     assert_eq!(eval["count"], 1000);
     assert!(eval["accuracy"].as_f64().unwrap() > 0.85, "{eval}");
+    // The exported model is named by its folder, and the bundled files keep
+    // the relative paths the README uses.
+    let records = stiffness_records::read_records(&dir.join("records")).unwrap();
+    assert!(records.iter().all(|r| r.model == "fashion-mnist-resnet18"));
+    let manifest = stiffness_records::read_manifest(&dir.join("records")).unwrap();
+    assert_eq!(
+        manifest.model_path,
+        "assets/fashion-mnist-resnet18/model.safetensors"
+    );
+    assert!(report.contains("| fashion-mnist-resnet18 |"), "{report}");
+}
+
+/// `analyze` is one library call: `analysis::analyze` with the settings the
+/// command builds gives the command's records; `--name` names the model in
+/// every record and in the manifest.
+#[test]
+fn the_library_call_is_the_command_and_name_names_the_model() {
+    use resnet_stiffness::analysis::{self, BlockFilter, Sampling, Settings, Silent, Source};
+    use resnet_stiffness::model::JacobianKind;
+    use stiffness_records::SpectrumVariant;
+    let Some(shared) = shared() else { return };
+    let model = shared.join("models/cifar10-resnet-akamaster/resnet20-12fca82f.th");
+    let input = shared.join("golden/resnet20/input.npy");
+    let cli = scratch("cli-named");
+    let mut args = analyze_args(
+        model.to_str().unwrap(),
+        input.to_str().unwrap(),
+        cli.to_str().unwrap(),
+    );
+    args.extend(["--name", "akamaster-r20"]);
+    let o = tool(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let records = stiffness_records::read_records(&cli).unwrap();
+    assert_eq!(records.len(), 8);
+    assert!(records.iter().all(|r| r.model == "akamaster-r20"));
+    let manifest = stiffness_records::read_manifest(&cli).unwrap();
+    assert_eq!(manifest.name.as_deref(), Some("akamaster-r20"));
+
+    let lib = scratch("cli-library");
+    let settings = Settings {
+        model,
+        arch: None,
+        name: Some("akamaster-r20".into()),
+        source: Source::Tensors(input),
+        sampling: Sampling::PerClass(1),
+        seed: 0,
+        blocks: BlockFilter::Named(vec!["layer3.1".into(), "layer3.2".into()]),
+        kinds: JacobianKind::ALL.to_vec(),
+        variants: vec![SpectrumVariant::Exact, SpectrumVariant::PaperCompat],
+        shard: None,
+        threads: 1,
+        save_eigenvalues: false,
+        evaluate: true,
+        max_memory: None,
+    };
+    assert_eq!(
+        analysis::analyze(&settings, &lib, false, &Silent).unwrap(),
+        8
+    );
+    assert_eq!(record_set(&lib), record_set(&cli));
 }
 
 /// Output piped into a reader that closes early (`| head`) ends the tool

@@ -8,8 +8,8 @@
 
 use candle_core::{DType, Tensor};
 
-use crate::error::Result;
 use crate::analysis::jacobian::{FootprintJacobian, LinearMap};
+use crate::error::Result;
 use crate::model::{BlockTrace, JacobianKind, ResidualBlock};
 
 /// Block `block` linearised at input x (batch of one).

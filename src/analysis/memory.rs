@@ -21,8 +21,8 @@
 //! A record's peak is its largest phase plus the JVP batch; samples analysed
 //! in parallel each hold one.
 
-use crate::error::{Error, Result};
 use crate::analysis::jacobian::MAX_BATCH as JVP_BATCH;
+use crate::error::{Error, Result};
 use crate::model::{JacobianKind, ResidualBlock, Shortcut};
 use stiffness_records::SpectrumVariant;
 

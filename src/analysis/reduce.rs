@@ -119,7 +119,6 @@ fn reduced_matrix(
     Ok(k.dense_submatrix(&act, &act))
 }
 
-
 /// shift + eig(matrix), together with the structurally known eigenvalues.
 fn solve(
     matrix: &faer::Mat<f64>,

@@ -119,8 +119,9 @@ pub fn analyze(
     let prepared = job.prepare(&inputs)?;
     let first_shard = settings.shard.is_none_or(|s| s.index == 0);
     if let (Some(data), true) = (&dataset, settings.evaluate && first_shard) {
-        job.pool
-            .install(|| evaluate_once(out, net, data, &|done| progress.evaluated(done, data.len())))?;
+        job.pool.install(|| {
+            evaluate_once(out, net, data, &|done| progress.evaluated(done, data.len()))
+        })?;
     }
     job.run(out, &inputs, &prepared, resume, progress)
 }

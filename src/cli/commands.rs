@@ -22,7 +22,6 @@ fn open_data(path: &Path, o: &DataArgs) -> Result<Dataset> {
     Ok(DataOptions::from(o).open(path)?)
 }
 
-
 /// Print the architecture and every block's shapes.
 pub fn inspect(a: InspectArgs) -> Result<()> {
     let loaded = load(&a.model, DType::F32)?;
@@ -363,4 +362,3 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     })?;
     Ok(())
 }
-

@@ -271,9 +271,14 @@ pub struct StemSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LayerSpec {
     /// A bias-free convolution with "same" padding k / 2.
-    Conv { prefix: String, stride: usize },
+    Conv {
+        prefix: String,
+        stride: usize,
+    },
     /// A batch norm.
-    Norm { prefix: String },
+    Norm {
+        prefix: String,
+    },
     Relu,
 }
 
@@ -282,7 +287,9 @@ pub enum LayerSpec {
 pub enum ShortcutSpec {
     Identity,
     /// Subsample by 2 and zero-pad `pad` channels on each side (no parameters).
-    OptionA { pad: usize },
+    OptionA {
+        pad: usize,
+    },
     /// A 1x1 convolution with `stride`, then a batch norm.
     Projection {
         conv: String,
@@ -503,6 +510,80 @@ mod tests {
 
     fn shapes_of(spec: &ArchSpec) -> BTreeMap<String, Vec<usize>> {
         spec.expected_tensors().into_iter().collect()
+    }
+
+    fn conv(prefix: &str, stride: usize) -> LayerSpec {
+        LayerSpec::Conv {
+            prefix: prefix.into(),
+            stride,
+        }
+    }
+
+    fn norm(prefix: &str) -> LayerSpec {
+        LayerSpec::Norm {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The stride sits on conv1 of a BasicBlock and on conv2 (the 3x3) of a
+    /// Bottleneck, with a ReLU between every (conv, norm) pair.
+    #[test]
+    fn branch_places_the_stride_on_the_first_3x3_conv() {
+        let r18 = ArchSpec::preset("resnet18", 3, 10).unwrap().blocks();
+        let b = &r18[2]; // layer2.0
+        assert_eq!(
+            b.branch(BlockType::Basic),
+            [
+                conv("layer2.0.conv1", 2),
+                norm("layer2.0.bn1"),
+                LayerSpec::Relu,
+                conv("layer2.0.conv2", 1),
+                norm("layer2.0.bn2"),
+            ]
+        );
+        let r50 = ArchSpec::preset("resnet50", 3, 10).unwrap().blocks();
+        let strides: Vec<usize> = r50[3]
+            .branch(BlockType::Bottleneck)
+            .iter()
+            .filter_map(|l| match l {
+                LayerSpec::Conv { stride, .. } => Some(*stride),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(r50[3].name, "layer2.0");
+        assert_eq!(strides, [1, 2, 1]);
+    }
+
+    /// Identity when the shape is kept, the checkpoint's projection when it
+    /// has one, option A (pad (out - in) / 2 channels per side) otherwise,
+    /// and an error where option A cannot express the change.
+    #[test]
+    fn shortcut_follows_the_shape_change_and_the_checkpoint() {
+        let r18 = ArchSpec::preset("resnet18", 3, 10).unwrap().blocks();
+        assert_eq!(
+            r18[0].shortcut(BlockType::Basic).unwrap(),
+            ShortcutSpec::Identity
+        );
+        assert_eq!(
+            r18[2].shortcut(BlockType::Basic).unwrap(),
+            ShortcutSpec::Projection {
+                conv: "layer2.0.downsample.0".into(),
+                norm: "layer2.0.downsample.1".into(),
+                stride: 2,
+            }
+        );
+        let r20 = ArchSpec::preset("resnet20", 3, 10).unwrap().blocks();
+        assert_eq!(r20[3].name, "layer2.0");
+        assert_eq!(
+            r20[3].shortcut(BlockType::Basic).unwrap(),
+            ShortcutSpec::OptionA { pad: 8 }
+        );
+        let odd = BlockSpec {
+            stride: 1,
+            ..r20[3].clone()
+        };
+        let err = odd.shortcut(BlockType::Basic).unwrap_err().to_string();
+        assert!(err.contains("option A cannot express it"), "{err}");
     }
 
     #[test]

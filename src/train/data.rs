@@ -12,10 +12,10 @@
 //! (seed, e, i). Flipping suits Fashion-MNIST and CIFAR, not digits; `none`
 //! turns augmentation off.
 
-use rayon::prelude::*;
 use stiffness_data::Dataset;
 
 use crate::error::{Error, Result};
+use crate::eval::decode_batch;
 use crate::train::rng::{stream, Purpose};
 
 /// Training-time augmentation.

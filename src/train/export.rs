@@ -19,7 +19,7 @@ use stiffness_checkpoint::safetensors::{save_safetensors, SaveDType};
 use crate::error::{Error, Result};
 use crate::model;
 use crate::train::checkpoint::{self, TrainState};
-use crate::train::{score, HeldOut, TrainConfig, MOMENTUM};
+use crate::train::{HeldOut, TrainConfig, MOMENTUM};
 
 /// What [`export`] wrote and how the exported file scores.
 #[derive(Debug, Clone)]
@@ -82,7 +82,7 @@ pub fn export(
     save_safetensors(&model_path, &weights.state, dtype, &meta)?;
 
     let loaded = model::load(&model_path, Some(&config.arch), DType::F32)?;
-    let (file_loss, file_accuracy) = score(&loaded.model, &held_out)?;
+    let (file_loss, file_accuracy) = held_out.score(&loaded.model)?;
     let run_accuracy = state.history.last().map_or(f64::NAN, |h| h.test_acc);
     let record = record(&state, &config, dtype, [c, h, w], file_accuracy, file_loss);
     let record_path = out.join("training.json");

@@ -368,6 +368,14 @@ struct HeldOut {
 }
 
 impl HeldOut {
+    /// Mean cross-entropy and accuracy of `model` on these images, by the
+    /// one evaluator ([`crate::eval::evaluate`]).
+    fn score(&self, model: &ResNet) -> Result<(f64, f64)> {
+        let outcomes = crate::eval::evaluate(model, &self.images, &self.ids, &|_| ())?;
+        let summary = crate::eval::summarize(&outcomes, &[]);
+        Ok((summary.loss, summary.accuracy))
+    }
+
     fn open(config: &TrainConfig) -> Result<Self> {
         let (path, what) = match &config.eval_data {
             Some(p) => (p.as_path(), "--eval-data"),
@@ -574,9 +582,7 @@ impl<'a> Run<'a> {
         }
         let train_secs = done.seconds + started.elapsed().as_secs_f64();
         let (net, data) = (&self.net, &self.data);
-        let (test_loss, test_acc) = self
-            .pool
-            .install(|| score(&net.eval_model()?, &data.eval))?;
+        let (test_loss, test_acc) = self.pool.install(|| data.eval.score(&net.eval_model()?))?;
         self.epoch += 1;
         let record = EpochRecord {
             epoch: self.epoch,
@@ -755,12 +761,4 @@ fn hits(logits: &Tensor, labels: &Tensor) -> Result<usize> {
         .to_dtype(candle_core::DType::F32)?
         .sum_all()?
         .to_scalar::<f32>()? as usize)
-}
-
-/// Mean cross-entropy and accuracy of `model` on the held-out images, by
-/// the one evaluator ([`crate::eval::evaluate`]).
-pub(crate) fn score(model: &ResNet, held_out: &HeldOut) -> Result<(f64, f64)> {
-    let outcomes = crate::eval::evaluate(model, &held_out.images, &held_out.ids, &|_| ())?;
-    let summary = crate::eval::summarize(&outcomes, &[]);
-    Ok((summary.loss, summary.accuracy))
 }

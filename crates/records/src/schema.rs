@@ -322,3 +322,53 @@ pub struct EvalSummary {
     pub per_class: Vec<ClassEval>,
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn display_name_is_the_stem_or_the_folder_of_an_exported_model() {
+        let name = |p: &str| display_name(Path::new(p));
+        assert_eq!(name("../m/resnet20-12fca82f.th"), "resnet20-12fca82f");
+        assert_eq!(name("run/epoch-004.safetensors"), "epoch-004");
+        assert_eq!(
+            name("assets/fashion-mnist-resnet18/model.safetensors"),
+            "fashion-mnist-resnet18"
+        );
+        // Nothing better to say than the stem.
+        assert_eq!(name("model.safetensors"), "model");
+    }
+
+    #[test]
+    fn a_given_name_wins_over_the_file() {
+        let mut m = Manifest {
+            tool_version: String::new(),
+            model_path: "out/cifar/model.safetensors".into(),
+            name: None,
+            model_sha256: String::new(),
+            arch: String::new(),
+            data_path: String::new(),
+            data_format: String::new(),
+            normalize: String::new(),
+            input_shape: [3, 32, 32],
+            class_names: Vec::new(),
+            per_class: None,
+            samples: None,
+            seed: 0,
+            blocks: Vec::new(),
+            kinds: Vec::new(),
+            spectrum: SpectrumVariant::Exact,
+            tolerance: String::new(),
+            shard: None,
+            created: String::new(),
+            extra: BTreeMap::new(),
+        };
+        assert_eq!(m.model_name(), "cifar");
+        // Without a name the manifest has no `name` key (older manifests
+        // read back unchanged).
+        assert!(!serde_json::to_string(&m).unwrap().contains("\"name\""));
+        m.name = Some("baseline".into());
+        assert_eq!(m.model_name(), "baseline");
+    }
+}

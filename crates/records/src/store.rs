@@ -25,8 +25,8 @@ use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::schema::{
-    EvalSummary, JacobianKind, Manifest, Record, SpectrumVariant, EVAL_JSON,
-    MANIFEST_JSON, RECORDS_CSV, RECORDS_JSONL,
+    EvalSummary, JacobianKind, Manifest, Record, SpectrumVariant, EVAL_JSON, MANIFEST_JSON,
+    RECORDS_CSV, RECORDS_JSONL,
 };
 
 fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -442,9 +442,8 @@ pub fn write_eigenvalues(path: &Path, values: &[[f64; 2]]) -> Result<()> {
 /// Read an eigenvalue file written by [`save_eigenvalues`] (any shape of
 /// complex128, flattened) as `[re, im]` pairs.
 pub fn read_eigenvalues(path: &Path) -> Result<Vec<[f64; 2]>> {
-    stiffness_checkpoint::npy::read_npy(path)
-        .map_err(|e| Error::Invalid(e.to_string()))?
-        .data
-        .into_c128()
+    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+    stiffness_checkpoint::npy::parse_npy(&bytes)
+        .and_then(|array| array.data.into_c128())
         .map_err(|e| Error::parse(path, None, e.to_string()))
 }

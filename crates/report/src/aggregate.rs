@@ -3,8 +3,8 @@
 
 use crate::dataset::{Dataset, ModelId};
 use crate::metric::Metric;
-use stiffness_records::{JacobianKind, Record, SpectrumVariant};
 use std::collections::BTreeMap;
+use stiffness_records::{JacobianKind, Record, SpectrumVariant};
 use stiffness_stats::{summarize, Summary};
 
 /// One (model, block, kind, spectrum variant): the unit of aggregation.

@@ -7,8 +7,8 @@ use crate::aggregate::{
 use crate::dataset::{Dataset, ModelId};
 use crate::error::Error;
 use crate::metric::Metric;
-use stiffness_records::{JacobianKind, SpectrumVariant};
 use std::collections::BTreeMap;
+use stiffness_records::{JacobianKind, SpectrumVariant};
 use stiffness_stats::{
     benjamini_hochberg, pearson, point_biserial, spearman, summarize, Correlation, Method,
     NotComputable,

@@ -1,11 +1,11 @@
 //! Loading one or more record directories into one deduplicated, sorted set.
 
 use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use stiffness_records::{
     read_eval, read_manifest, read_record_file, EvalSummary, Manifest, Record, RecordKey,
 };
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 /// A model, identified by its hash; `name` is the file stem for display.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

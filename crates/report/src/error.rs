@@ -1,20 +1,14 @@
 //! The crate's error type.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Everything that can go wrong while reading records or writing a report.
 #[derive(Debug)]
 pub enum Error {
-    /// An I/O operation on `path` failed.
-    Io {
-        /// The file or directory concerned.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-    /// A record directory could not be read.
-    Records(stiffness_records::Error),
+    /// A file could not be read, parsed or written (records, eigenvalues,
+    /// tables, figures, documents).
+    Files(stiffness_records::Error),
     /// Drawing a figure failed.
     Plot {
         /// The figure's file stem.
@@ -30,20 +24,16 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// An [`Error::Io`] for `path`.
+    /// An I/O error on `path` (an [`Error::Files`]).
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        Self::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        Self::Files(stiffness_records::Error::io(path, source))
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            Self::Records(e) => e.fmt(f),
+            Self::Files(e) => e.fmt(f),
             Self::Plot { figure, message } => write!(f, "figure {figure}: {message}"),
             Self::Invalid(message) => f.write_str(message),
         }
@@ -53,8 +43,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Io { source, .. } => Some(source),
-            Self::Records(e) => Some(e),
+            Self::Files(e) => Some(e),
             _ => None,
         }
     }
@@ -62,6 +51,6 @@ impl std::error::Error for Error {
 
 impl From<stiffness_records::Error> for Error {
     fn from(e: stiffness_records::Error) -> Self {
-        Self::Records(e)
+        Self::Files(e)
     }
 }

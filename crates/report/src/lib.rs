@@ -11,7 +11,6 @@
 
 #![deny(missing_docs)]
 
-
 pub mod aggregate;
 pub mod analysis;
 pub mod dataset;

@@ -1,7 +1,7 @@
 //! The per-record metrics that the report aggregates and correlates.
 
-use stiffness_records::Record;
 use std::fmt;
+use stiffness_records::Record;
 
 /// A stiffness (or singular-value) metric of a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

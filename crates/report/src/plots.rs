@@ -10,10 +10,10 @@ use crate::figures::{
     TrendFigure, TrendPoint, TrendSeries,
 };
 use crate::metric::Metric;
-use stiffness_records::{JacobianKind, Record, SpectrumVariant};
 use crate::ReportOptions;
 use std::collections::BTreeSet;
 use std::path::Path;
+use stiffness_records::{JacobianKind, Record, SpectrumVariant};
 use stiffness_stats::Method;
 
 /// A rendered figure: its stem, caption and SVG text.

@@ -9,10 +9,10 @@ use crate::figures::{pval, short};
 use crate::fsutil::{atomic_write, create_dir};
 use crate::metric::Metric;
 use crate::plots::{all_figures, variants, FigureType, Rendered};
-use stiffness_records::SpectrumVariant;
 use crate::tables::{aggregates_csv, correlations_csv, trends_csv};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use stiffness_records::SpectrumVariant;
 use stiffness_stats::critical_r;
 
 /// Output document formats (CSV tables and figures are always written).

@@ -5,9 +5,7 @@ mod common;
 
 use common::*;
 use stiffness_records::{JacobianKind, SpectrumVariant};
-use stiffness_report::{
-    Analysis, Dataset, GroupKey, Metric, ModelId, PerfSource, Scope, Target,
-};
+use stiffness_report::{Analysis, Dataset, GroupKey, Metric, ModelId, PerfSource, Scope, Target};
 use stiffness_stats::{
     benjamini_hochberg, pearson, point_biserial, spearman, spearman_trend, Method,
 };
@@ -34,7 +32,12 @@ fn key(block: usize, kind: JacobianKind, spectrum: SpectrumVariant) -> GroupKey 
 }
 
 fn si(sample: usize, block: usize) -> f64 {
-    stiffness_index(sample, block, JacobianKind::Residual, SpectrumVariant::Exact)
+    stiffness_index(
+        sample,
+        block,
+        JacobianKind::Residual,
+        SpectrumVariant::Exact,
+    )
 }
 
 #[test]

@@ -5,10 +5,10 @@ mod common;
 use common::*;
 use std::fs;
 use std::path::PathBuf;
+use stiffness_records::read_records;
 use stiffness_records::store::records_csv;
 use stiffness_records::RECORDS_JSONL;
 use stiffness_report::tables::{AGGREGATES_HEADER, CORRELATIONS_HEADER, TRENDS_HEADER};
-use stiffness_records::read_records;
 use stiffness_report::{write_report, Metric, ReportOptions};
 
 fn first_line(path: &std::path::Path) -> String {

@@ -8,9 +8,7 @@ use common::*;
 use std::fs;
 use std::path::PathBuf;
 use stiffness_records::{JacobianKind, Record, SpectrumVariant};
-use stiffness_report::{
-    write_report, Analysis, Axis, Dataset, Error, Line, Metric, ReportOptions,
-};
+use stiffness_report::{write_report, Analysis, Axis, Dataset, Error, Line, Metric, ReportOptions};
 
 /// Checkpoint names whose alphabetical order (10, 11, 9) differs from the
 /// training order given (9, 10, 11).

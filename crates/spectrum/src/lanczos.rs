@@ -3,12 +3,12 @@
 //! (J + J^T)/2 (Söderlind metric) and for A^T A (largest singular value).
 
 use crate::{Error, Result};
-use stiffness_fsutil::nonfinite;
 use faer::diag::Diag;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::evd::{self, ComputeEigenvectors};
 use faer::{Mat, MatRef, Par};
 use serde::{Deserialize, Serialize};
+use stiffness_fsutil::nonfinite;
 
 /// Extreme eigenvalues mu_min <= mu_max of the symmetric part (J + J^T)/2.
 /// Their mean is the Söderlind metric (`soderlind` in the analysis crate).

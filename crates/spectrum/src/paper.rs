@@ -11,11 +11,11 @@
 
 use crate::dense::EigenSolver;
 use crate::{Error, Result};
-use stiffness_fsutil::nonfinite;
 use faer::{Mat, Par};
 use num_complex::Complex64;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use stiffness_fsutil::nonfinite;
 
 /// Summary of all slice eigenvalues (streamed, never stored).
 /// `frac_re_negative` = `n_re_negative` / `count`, strict Re < 0 (no

@@ -2,12 +2,12 @@
 
 use crate::lanczos::{lanczos, Ends, LanczosOptions};
 use crate::{Error, Result};
-use stiffness_fsutil::nonfinite;
 use faer::diag::Diag;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::svd::{self, ComputeSvdVectors};
 use faer::{MatRef, Par};
 use serde::{Deserialize, Serialize};
+use stiffness_fsutil::nonfinite;
 
 /// All min(m, n) singular values of the m x n matrix `a`, nonincreasing
 /// (faer SVD without vectors, single-threaded).

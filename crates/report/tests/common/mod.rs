@@ -43,7 +43,12 @@ pub fn correct_of(sample: usize) -> bool {
 /// The stiffness index of (sample, block, kind, variant), with planted
 /// non-finite values: +inf at sample 1 of layer1.0, NaN at sample 5 of
 /// layer1.0, both for the residual kind of the exact spectrum.
-pub fn stiffness_index(sample: usize, block: usize, kind: JacobianKind, variant: SpectrumVariant) -> f64 {
+pub fn stiffness_index(
+    sample: usize,
+    block: usize,
+    kind: JacobianKind,
+    variant: SpectrumVariant,
+) -> f64 {
     if kind == JacobianKind::Residual && variant == SpectrumVariant::Exact && block == 0 {
         match sample {
             1 => return f64::INFINITY,
@@ -51,7 +56,11 @@ pub fn stiffness_index(sample: usize, block: usize, kind: JacobianKind, variant:
             _ => {}
         }
     }
-    let k = if kind == JacobianKind::Block { 1.0 } else { 2.0 };
+    let k = if kind == JacobianKind::Block {
+        1.0
+    } else {
+        2.0
+    };
     let v = if variant == SpectrumVariant::Exact {
         1.0
     } else {
@@ -98,7 +107,8 @@ pub fn record(sample: usize, block: usize, kind: JacobianKind, variant: Spectrum
         n_zero: (eig || variant == SpectrumVariant::PaperCompat).then_some(24),
         spectral_radius: eig.then_some(1.5 + 0.3 * block as f64 + 0.01 * s * s),
         soderlind: eig.then_some(-0.2 + 0.03 * (sample % 5) as f64),
-        euler_unstable_share: (eig && kind == JacobianKind::Residual).then_some(0.1 * (sample % 4) as f64),
+        euler_unstable_share: (eig && kind == JacobianKind::Residual)
+            .then_some(0.1 * (sample % 4) as f64),
         relative_step: eig.then_some(0.5 + 0.01 * s),
         sigma_max: sigma.then_some(3.0 + 0.1 * s),
         sigma_min: sigma.then_some(0.1 + 0.01 * s),
