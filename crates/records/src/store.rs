@@ -447,3 +447,38 @@ pub fn read_eigenvalues(path: &Path) -> Result<Vec<[f64; 2]>> {
         .and_then(|array| array.data.into_c128())
         .map_err(|e| Error::parse(path, None, e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("stiffness-records-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Spectra round-trip exactly (non-finite values too) under the path the
+    /// record names; a file that is not an .npy is an error naming it; a
+    /// real-valued array reads as complex with zero imaginary parts.
+    #[test]
+    fn eigenvalue_files_round_trip_and_bad_files_are_refused() {
+        let dir = scratch("eig");
+        let v = vec![[1.0, -2.0], [0.5, 0.0], [f64::INFINITY, 3.0]];
+        let rel = save_eigenvalues(&dir, 7, "layer3.2", JacobianKind::Residual, &v).unwrap();
+        assert_eq!(rel, "eigenvalues/s7_layer3.2_residual.npy");
+        assert_eq!(read_eigenvalues(&dir.join(&rel)).unwrap(), v);
+
+        let junk = dir.join("junk.npy");
+        fs::write(&junk, b"hello").unwrap();
+        let err = read_eigenvalues(&junk).unwrap_err().to_string();
+        assert!(err.contains("junk.npy"), "{err}");
+        assert!(read_eigenvalues(&dir.join("missing.npy")).is_err());
+
+        let real = dir.join("real.npy");
+        stiffness_checkpoint::npy::write_npy_f64(&real, &[2], &[1.5, -2.0]).unwrap();
+        assert_eq!(read_eigenvalues(&real).unwrap(), [[1.5, 0.0], [-2.0, 0.0]]);
+    }
+}
