@@ -1,6 +1,8 @@
 //! The model against PyTorch golden data (shared/golden, see its README):
 //! logits and block outputs to 1e-4 relative (float32), JVP probes of the
-//! whole block and of the branch to 1e-9 relative (float64).
+//! whole block and of the branch to 1e-9 relative (float64), for the seven
+//! networks of five families (torchvision ResNet18/50, CIFAR ResNet20,
+//! pytorch-cifar ResNet18 and PreActResNet18, WRN-16-4, a grouped ResNeXt).
 
 mod common;
 
@@ -15,6 +17,10 @@ struct Golden {
     dir: PathBuf,
     /// (input file, blocks dir, logits file)
     inputs: Vec<(&'static str, &'static str, &'static str)>,
+    /// Blocks whose probes are stored, per input (all, or the README's †).
+    probed: usize,
+    /// The architecture the file must be inferred as.
+    arch: &'static str,
 }
 
 fn goldens(shared: &Path) -> Vec<Golden> {
@@ -24,6 +30,8 @@ fn goldens(shared: &Path) -> Vec<Golden> {
             model: shared.join("models/cifar10-resnet-akamaster/resnet20-12fca82f.th"),
             dir: g.join("resnet20"),
             inputs: vec![("input.npy", "blocks", "logits.npy")],
+            probed: 9,
+            arch: "resnet20",
         },
         Golden {
             model: g.join("tv_resnet18/weights.safetensors"),
@@ -32,13 +40,43 @@ fn goldens(shared: &Path) -> Vec<Golden> {
                 ("input.npy", "blocks", "logits.npy"),
                 ("input64.npy", "blocks64", "logits64.npy"),
             ],
+            probed: 8,
+            arch: "resnet18",
         },
         Golden {
             model: g.join("tv_resnet50/weights.safetensors"),
             dir: g.join("tv_resnet50"),
             inputs: vec![("input.npy", "blocks", "logits.npy")],
+            probed: 16,
+            arch: "resnet50",
         },
+        more(&g, "cifar_resnet18", "cifar-resnet18"),
+        more(&g, "cifar_preact_resnet18", "preact-resnet18"),
+        more(&g, "wrn_16_4", "wrn-16-4"),
+        more(&g, "tv_resnext_mini", "resnext14_32x4d"),
     ]
+}
+
+/// A folder of the README's "More families": float16 weights, one input,
+/// probes for four blocks.
+fn more(g: &Path, folder: &str, arch: &'static str) -> Golden {
+    Golden {
+        model: g.join(folder).join("weights.safetensors"),
+        dir: g.join(folder),
+        inputs: vec![("input.npy", "blocks", "logits.npy")],
+        probed: 4,
+        arch,
+    }
+}
+
+/// Every file is inferred as the architecture it is.
+#[test]
+fn each_family_is_inferred_from_its_names() {
+    let Some(shared) = shared() else { return };
+    for golden in goldens(&shared) {
+        let net = load(&golden.model, DType::F32);
+        assert_eq!(net.spec.name(), golden.arch, "{}", golden.dir.display());
+    }
 }
 
 fn load(path: &Path, dtype: DType) -> ResNet {
@@ -90,6 +128,14 @@ fn logits_and_block_outputs_match_pytorch() {
     }
 }
 
+/// The blocks of `net` whose probe files are in `dir`.
+fn probed_blocks<'a>(net: &'a ResNet, dir: &Path) -> Vec<&'a model::ResidualBlock> {
+    net.blocks
+        .iter()
+        .filter(|b| with_ext(&dir.join(&b.name), "p.npy").exists())
+        .collect()
+}
+
 fn with_ext(base: &Path, ext: &str) -> PathBuf {
     PathBuf::from(format!("{}.{ext}", base.display()))
 }
@@ -100,7 +146,9 @@ fn jvp_probes_match_pytorch_in_float64() {
     for golden in goldens(&shared) {
         let net = load(&golden.model, DType::F64);
         for (_, blocks, _) in &golden.inputs {
-            for block in &net.blocks {
+            let probed = probed_blocks(&net, &golden.dir.join(blocks));
+            assert_eq!(probed.len(), golden.probed, "{}", golden.dir.display());
+            for block in probed {
                 let base = golden.dir.join(blocks).join(&block.name);
                 let x = npy_tensor(&with_ext(&base, "in.npy"), DType::F64);
                 let p = npy_tensor(&with_ext(&base, "p.npy"), DType::F64);
@@ -130,7 +178,9 @@ fn vjp_probes_match_candle_reverse_mode_and_pytorch() {
     for golden in goldens(&shared) {
         let net = load(&golden.model, DType::F64);
         for (_, blocks, _) in &golden.inputs {
-            for block in &net.blocks {
+            let probed = probed_blocks(&net, &golden.dir.join(blocks));
+            assert_eq!(probed.len(), golden.probed, "{}", golden.dir.display());
+            for block in probed {
                 let base = golden.dir.join(blocks).join(&block.name);
                 let x = npy_tensor(&with_ext(&base, "in.npy"), DType::F64);
                 let p = npy_tensor(&with_ext(&base, "p.npy"), DType::F64);

@@ -2,13 +2,17 @@
 //! throughout, so that identities hold to rounding):
 //! - the coloured Jacobian equals one JVP per column and central finite differences;
 //! - the reduced exact spectrum equals the dense spectrum of the full matrix
-//!   (multiset distance <= 1e-8 * max(1, rho)), for BasicBlocks and Bottlenecks,
-//!   with random masks and with all units off and all on.
+//!   (multiset distance <= 1e-8 * max(1, rho)), for BasicBlocks, Bottlenecks,
+//!   grouped (ResNeXt) Bottlenecks and pre-activation blocks (no output ReLU,
+//!   two inner ReLUs, a projection reading relu(bn1(x))), with random masks
+//!   and with all units off and all on.
 
 use candle_core::{Device, Tensor};
 use resnet_stiffness::analysis::linearize::Linearization;
 use resnet_stiffness::analysis::reduce::{dense_spectrum, exact_spectrum};
-use resnet_stiffness::model::random::{basic, bottleneck, projection, Masks, Rng};
+use resnet_stiffness::model::random::{
+    basic, bottleneck, grouped_bottleneck, preact, projection, Masks, Rng,
+};
 use resnet_stiffness::model::{JacobianKind, ResidualBlock, Shortcut};
 use stiffness_spectrum::{multiset_distance, Par};
 
@@ -20,6 +24,7 @@ fn input(rng: &mut Rng, shape: [usize; 3]) -> Tensor {
 fn blocks(rng: &mut Rng, masks: Masks) -> Vec<(ResidualBlock, [usize; 3])> {
     let proj_basic = projection(rng, 3, 2, 2);
     let proj_bottleneck = projection(rng, 8, 4, 2);
+    let proj_grouped = projection(rng, 16, 4, 2);
     vec![
         (basic(rng, 3, 3, 1, Shortcut::Identity, masks), [3, 6, 6]),
         (
@@ -32,6 +37,17 @@ fn blocks(rng: &mut Rng, masks: Masks) -> Vec<(ResidualBlock, [usize; 3])> {
             [8, 4, 4],
         ),
         (bottleneck(rng, 4, 2, 2, proj_bottleneck, masks), [4, 5, 5]),
+        (
+            grouped_bottleneck(rng, 16, 4, 2, 1, Shortcut::Identity, masks),
+            [16, 3, 3],
+        ),
+        (
+            grouped_bottleneck(rng, 4, 4, 2, 2, proj_grouped, masks),
+            [4, 5, 5],
+        ),
+        (preact(rng, 4, 4, 1, false, masks), [4, 5, 5]),
+        (preact(rng, 2, 4, 2, true, masks), [2, 6, 6]),
+        (preact(rng, 2, 4, 1, true, masks), [2, 5, 5]),
     ]
 }
 

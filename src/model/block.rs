@@ -1,12 +1,20 @@
-//! Residual blocks B(x) = relu(F(x) + S(x)): forward pass, recorded trace,
-//! and the Jacobian-vector products of the whole block and of its branch.
+//! Residual blocks: forward pass, recorded trace, and the Jacobian-vector
+//! products of the whole block and of its branch.
 //!
-//! Linearisation at x (METHOD.md section 3), with D_out = diag(relu'(F(x) + S(x))):
-//! - whole block: J_B t = D_out (J_F t + J_S t)
+//! Post-activation blocks (torchvision, CIFAR) compute B(x) = relu(F(x) +
+//! S(x)); pre-activation blocks (PreAct ResNet, WideResNet) compute B(x) =
+//! F(x) + S(x), and a projection shortcut there reads the branch's first
+//! layers' output relu(bn1(x)) (the shortcut's *tap*), which it shares with F.
+//!
+//! Linearisation at x (METHOD.md section 3), with D_out = diag(relu'(F(x) +
+//! S(x))) for post-activation blocks and D_out = I otherwise, and P the
+//! linearisation of the branch's first `tap` layers (the identity for tap 0):
+//! - whole block: J_B t = D_out (J_F t + J_S P t)
 //! - residual branch: J_F t
 //!
 //! J_S is the identity, the option-A subsample-and-pad map (already linear),
-//! or the linear part of the projection shortcut `bn(conv1x1(x))`.
+//! or the linear part of the projection shortcut `bn(conv1x1(.))` (conv
+//! only in pre-activation blocks).
 
 use candle_core::{DType, Device, Tensor};
 
@@ -24,17 +32,21 @@ pub enum Shortcut {
     OptionA {
         pad: usize,
     },
-    /// torchvision `downsample`: `bn(conv1x1 with the block's stride (x))`.
+    /// torchvision `downsample`: `bn(conv1x1 with the block's stride (x))`;
+    /// without the batch norm in pre-activation blocks.
     Projection {
         conv: Conv2d,
-        norm: BatchNorm,
+        norm: Option<BatchNorm>,
     },
 }
 
 impl Shortcut {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
-            Shortcut::Projection { conv, norm } => norm.forward(&conv.forward(x)?),
+            Shortcut::Projection { conv, norm } => {
+                let y = conv.forward(x)?;
+                norm.as_ref().map_or(Ok(y.clone()), |n| n.forward(&y))
+            }
             _ => self.linear_part(x),
         }
     }
@@ -54,7 +66,10 @@ impl Shortcut {
                     .index_select(&every_other(w)?, 3)?;
                 Ok(sub.pad_with_zeros(1, *pad, *pad)?)
             }
-            Shortcut::Projection { conv, norm } => norm.linear_part(&conv.linear_part(t)?),
+            Shortcut::Projection { conv, norm } => {
+                let y = conv.linear_part(t)?;
+                norm.as_ref().map_or(Ok(y.clone()), |n| n.linear_part(&y))
+            }
         }
     }
 
@@ -71,7 +86,7 @@ impl Shortcut {
         Ok(match self {
             Shortcut::Projection { conv, norm } => Shortcut::Projection {
                 conv: conv.to_dtype(dtype)?,
-                norm: norm.to_dtype(dtype)?,
+                norm: norm.as_ref().map(|n| n.to_dtype(dtype)).transpose()?,
             },
             other => other.clone(),
         })
@@ -86,37 +101,69 @@ pub struct BlockTrace {
     pub input: Tensor,
     /// F(x) + S(x), the pre-activation of the output ReLU.
     pub pre_activation: Tensor,
-    /// B(x) = relu(F(x) + S(x)).
+    /// B(x).
     pub output: Tensor,
     /// Masks of the inner ReLUs.
     pub branch: BranchTrace,
-    /// D_out as a 0/1 tensor shaped like the output.
+    /// D_out as a 0/1 tensor shaped like the output (all ones without an
+    /// output ReLU).
     pub out_mask: Tensor,
 }
 
-/// A residual block B(x) = relu(F(x) + S(x)).
+/// A residual block B(x) = relu(F(x) + S(x)), or F(x) + S(x) without the
+/// output ReLU; S reads the block input (tap 0) or the output of the
+/// branch's first `shortcut_tap` layers.
 #[derive(Debug, Clone)]
 pub struct ResidualBlock {
     /// State-dict name, e.g. `layer3.2`.
     pub name: String,
     pub branch: Branch,
     pub shortcut: Shortcut,
+    /// How many of the branch's leading layers the shortcut reads through.
+    pub shortcut_tap: usize,
+    /// Whether a ReLU follows the sum (post-activation blocks).
+    pub output_relu: bool,
 }
 
 impl ResidualBlock {
+    /// A post-activation block relu(F(x) + S(x)) with S reading x.
+    pub fn post_activation(name: String, branch: Branch, shortcut: Shortcut) -> Self {
+        Self {
+            name,
+            branch,
+            shortcut,
+            shortcut_tap: 0,
+            output_relu: true,
+        }
+    }
+
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let pre = (self.branch.forward(x)? + self.shortcut.forward(x)?)?;
-        Ok(pre.relu()?)
+        let tap = self.shortcut_tap;
+        let u = self.branch.forward_range(0..tap, x)?;
+        let f = self
+            .branch
+            .forward_range(tap..self.branch.layers.len(), &u)?;
+        let pre = (f + self.shortcut.forward(&u)?)?;
+        self.activate(pre)
+    }
+
+    fn activate(&self, pre: Tensor) -> Result<Tensor> {
+        Ok(if self.output_relu { pre.relu()? } else { pre })
     }
 
     /// The forward pass at one point, recording masks for the linearisation.
     pub fn trace(&self, x: &Tensor) -> Result<BlockTrace> {
-        let (f, branch) = self.branch.forward_traced(x)?;
-        let pre_activation = (f + self.shortcut.forward(x)?)?;
+        let (f, tapped, branch) = self.branch.forward_traced(x, self.shortcut_tap)?;
+        let pre_activation = (f + self.shortcut.forward(&tapped)?)?;
+        let out_mask = if self.output_relu {
+            relu_mask(&pre_activation)?
+        } else {
+            pre_activation.ones_like()?
+        };
         Ok(BlockTrace {
             input: x.clone(),
-            output: pre_activation.relu()?,
-            out_mask: relu_mask(&pre_activation)?,
+            output: self.activate(pre_activation.clone())?,
+            out_mask,
             pre_activation,
             branch,
         })
@@ -124,12 +171,18 @@ impl ResidualBlock {
 
     /// J t for a batch of tangents t (B, C_in, H_in, W_in) -> (B, C_out, H_out, W_out).
     pub fn jvp(&self, trace: &BlockTrace, kind: JacobianKind, tangents: &Tensor) -> Result<Tensor> {
-        let jf = self.branch.jvp(&trace.branch, tangents)?;
+        let (tap, end) = (self.shortcut_tap, self.branch.layers.len());
+        let shared = self.branch.jvp_range(&trace.branch, 0..tap, tangents)?;
+        let jf = self.branch.jvp_range(&trace.branch, tap..end, &shared)?;
         match kind {
             JacobianKind::Residual => Ok(jf),
             JacobianKind::Block => {
-                let total = (jf + self.shortcut.linear_part(tangents)?)?;
-                Ok(total.broadcast_mul(&trace.out_mask)?)
+                let total = (jf + self.shortcut.linear_part(&shared)?)?;
+                if self.output_relu {
+                    Ok(total.broadcast_mul(&trace.out_mask)?)
+                } else {
+                    Ok(total)
+                }
             }
         }
     }
@@ -157,9 +210,10 @@ impl ResidualBlock {
                     let f = self
                         .branch
                         .footprint_range(0..self.branch.layers.len(), &lens, iv);
+                    let tapped = self.branch.footprint_range(0..self.shortcut_tap, &lens, iv);
                     match kind {
                         JacobianKind::Residual => f,
-                        JacobianKind::Block => f.hull(self.shortcut.footprint(iv, out_len)),
+                        JacobianKind::Block => f.hull(self.shortcut.footprint(tapped, out_len)),
                     }
                 })
                 .collect();
@@ -177,6 +231,7 @@ impl ResidualBlock {
             name: self.name.clone(),
             branch: self.branch.to_dtype(dtype)?,
             shortcut: self.shortcut.to_dtype(dtype)?,
+            ..*self
         })
     }
 }

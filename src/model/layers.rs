@@ -17,15 +17,18 @@ use crate::model::geometry::Interval;
 /// Batch-norm epsilon used by PyTorch's `BatchNorm2d` default (not stored in checkpoints).
 pub const BN_EPS: f64 = 1e-5;
 
-/// A 2-D convolution, NCHW, square kernel, symmetric zero padding, no groups.
+/// A 2-D convolution, NCHW, square kernel, symmetric zero padding; with
+/// `groups` > 1 the channels split into that many independent groups
+/// (ResNeXt).
 #[derive(Debug, Clone)]
 pub struct Conv2d {
-    /// Kernel, shape (C_out, C_in, k, k).
+    /// Kernel, shape (C_out, C_in / groups, k, k).
     pub weight: Tensor,
     /// Optional bias, shape (C_out).
     pub bias: Option<Tensor>,
     pub stride: usize,
     pub padding: usize,
+    pub groups: usize,
 }
 
 impl Conv2d {
@@ -48,7 +51,7 @@ impl Conv2d {
 
     /// The linear part W * t (the bias drops out of the derivative).
     pub fn linear_part(&self, t: &Tensor) -> Result<Tensor> {
-        Ok(t.conv2d(&self.weight, self.padding, self.stride, 1, 1)?)
+        Ok(t.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?)
     }
 
     /// Output spatial size for input size `len` (PyTorch floor rule).
@@ -161,7 +164,12 @@ pub fn relu_mask(x: &Tensor) -> Result<Tensor> {
 impl Branch {
     /// F(x) without recording anything.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.layers
+        self.forward_range(0..self.layers.len(), x)
+    }
+
+    /// Layers `range` applied to `x`, recording nothing.
+    pub fn forward_range(&self, range: std::ops::Range<usize>, x: &Tensor) -> Result<Tensor> {
+        self.layers[range]
             .iter()
             .try_fold(x.clone(), |h, layer| match layer {
                 Layer::Conv(c) => c.forward(&h),
@@ -170,11 +178,16 @@ impl Branch {
             })
     }
 
-    /// F(x) and the ReLU masks at x (batch size 1).
-    pub fn forward_traced(&self, x: &Tensor) -> Result<(Tensor, BranchTrace)> {
+    /// F(x), the value after the first `tap` layers (what a pre-activation
+    /// block's shortcut reads), and the ReLU masks at x (batch size 1).
+    pub fn forward_traced(&self, x: &Tensor, tap: usize) -> Result<(Tensor, Tensor, BranchTrace)> {
         let mut masks = Vec::new();
         let mut h = x.clone();
-        for layer in &self.layers {
+        let mut tapped = x.clone();
+        for (i, layer) in self.layers.iter().enumerate() {
+            if i == tap {
+                tapped = h.clone();
+            }
             h = match layer {
                 Layer::Conv(c) => c.forward(&h)?,
                 Layer::Norm(n) => n.forward(&h)?,
@@ -184,7 +197,10 @@ impl Branch {
                 }
             };
         }
-        Ok((h, BranchTrace { masks }))
+        if tap >= self.layers.len() {
+            tapped = h.clone();
+        }
+        Ok((h, tapped, BranchTrace { masks }))
     }
 
     /// Apply the linearisation of layers `range` to a batch of tangents.

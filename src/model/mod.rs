@@ -49,17 +49,22 @@ impl WeightSource for stiffness_checkpoint::StateDict {
     }
 }
 
-/// The stem: conv, batch norm, ReLU, and for torchvision a 3x3/2 max pool (padding 1).
+/// The stem: conv, then batch norm and ReLU (not before pre-activation
+/// blocks), and for torchvision a 3x3/2 max pool (padding 1).
 #[derive(Debug, Clone)]
 pub struct Stem {
     pub conv: Conv2d,
-    pub norm: BatchNorm,
+    pub norm: Option<BatchNorm>,
     pub max_pool: bool,
 }
 
 impl Stem {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.norm.forward(&self.conv.forward(x)?)?.relu()?;
+        let h = self.conv.forward(x)?;
+        let h = match &self.norm {
+            Some(norm) => norm.forward(&h)?.relu()?,
+            None => h,
+        };
         if !self.max_pool {
             return Ok(h);
         }
@@ -103,6 +108,8 @@ pub struct ResNet {
     pub spec: ArchSpec,
     pub stem: Stem,
     pub blocks: Vec<ResidualBlock>,
+    /// A batch norm and ReLU before the pooling (WideResNet's final `bn1`).
+    pub final_norm: Option<BatchNorm>,
     pub head: Linear,
 }
 
@@ -132,11 +139,21 @@ impl ResNet {
                         )
                     })
                     .unwrap_or((3, 10));
-                let spec = ArchSpec::preset(name, inferred_io.0, inferred_io.1)?;
-                arch::validate(&spec, &shapes, source)?;
-                spec
+                ArchSpec::preset(name, inferred_io.0, inferred_io.1)?
             }
         };
+        Self::with_spec(spec, weights, source, dtype)
+    }
+
+    /// Build architecture `spec` from named tensors, after checking that
+    /// they fit it (names, shapes, finite values).
+    pub fn with_spec(
+        spec: ArchSpec,
+        weights: &dyn WeightSource,
+        source: &str,
+        dtype: DType,
+    ) -> Result<Self> {
+        arch::validate(&spec, &weights.shapes(), source)?;
         check_values(&spec, weights, source)?;
         Builder { weights, dtype }.build(spec)
     }
@@ -156,6 +173,9 @@ impl ResNet {
         for (i, block) in self.blocks.iter().enumerate() {
             visit(i, &h)?;
             h = block.forward(&h)?;
+        }
+        if let Some(norm) = &self.final_norm {
+            h = norm.forward(&h)?.relu()?;
         }
         let pooled = h.mean((2, 3))?;
         self.head.forward(&pooled)
@@ -258,15 +278,16 @@ impl Builder<'_> {
     fn build(&self, spec: ArchSpec) -> Result<ResNet> {
         let stem = spec.stem();
         let stem = Stem {
-            conv: self.conv("conv1", stem.stride)?,
-            norm: self.norm("bn1")?,
+            conv: self.conv("conv1", stem.stride, 1)?,
+            norm: stem.norm.map(|n| self.norm(n)).transpose()?,
             max_pool: stem.max_pool,
         };
         let blocks = spec
             .blocks()
             .iter()
-            .map(|b| self.block(&spec, b))
+            .map(|b| self.block(b))
             .collect::<Result<_>>()?;
+        let final_norm = spec.final_norm().map(|n| self.norm(n)).transpose()?;
         let head = spec.head_name();
         let head = Linear {
             weight: self.tensor(&format!("{head}.weight"))?,
@@ -276,35 +297,43 @@ impl Builder<'_> {
             spec,
             stem,
             blocks,
+            final_norm,
             head,
         })
     }
 
-    /// The block as [`arch::BlockSpec::branch`] and `shortcut` wire it.
-    fn block(&self, spec: &ArchSpec, b: &arch::BlockSpec) -> Result<ResidualBlock> {
+    /// The block as [`arch::BlockSpec`] wires it.
+    fn block(&self, b: &arch::BlockSpec) -> Result<ResidualBlock> {
         let layers = b
-            .branch(spec.block)
+            .branch()
             .iter()
             .map(|layer| {
                 Ok(match layer {
-                    LayerSpec::Conv { prefix, stride } => Layer::Conv(self.conv(prefix, *stride)?),
-                    LayerSpec::Norm { prefix } => Layer::Norm(self.norm(prefix)?),
+                    LayerSpec::Conv {
+                        prefix,
+                        stride,
+                        groups,
+                        ..
+                    } => Layer::Conv(self.conv(prefix, *stride, *groups)?),
+                    LayerSpec::Norm { prefix, .. } => Layer::Norm(self.norm(prefix)?),
                     LayerSpec::Relu => Layer::Relu,
                 })
             })
             .collect::<Result<_>>()?;
-        let shortcut = match b.shortcut(spec.block)? {
+        let shortcut = match b.shortcut()? {
             ShortcutSpec::Identity => Shortcut::Identity,
             ShortcutSpec::OptionA { pad } => Shortcut::OptionA { pad },
             ShortcutSpec::Projection { conv, norm, stride } => Shortcut::Projection {
-                conv: self.conv(&conv, stride)?,
-                norm: self.norm(&norm)?,
+                conv: self.conv(&conv, stride, 1)?,
+                norm: norm.map(|n| self.norm(&n)).transpose()?,
             },
         };
         Ok(ResidualBlock {
             name: b.name.clone(),
             branch: Branch { layers },
             shortcut,
+            shortcut_tap: b.shortcut_tap(),
+            output_relu: b.output_relu(),
         })
     }
 
@@ -325,7 +354,7 @@ impl Builder<'_> {
     }
 
     /// A conv whose padding keeps "same" geometry: k / 2.
-    fn conv(&self, prefix: &str, stride: usize) -> Result<Conv2d> {
+    fn conv(&self, prefix: &str, stride: usize, groups: usize) -> Result<Conv2d> {
         let weight = self.tensor(&format!("{prefix}.weight"))?;
         let k = weight.dims()[3];
         Ok(Conv2d {
@@ -333,6 +362,7 @@ impl Builder<'_> {
             bias: None,
             stride,
             padding: k / 2,
+            groups,
         })
     }
 

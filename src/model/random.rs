@@ -94,6 +94,7 @@ pub fn conv(rng: &mut Rng, c_out: usize, c_in: usize, k: usize, stride: usize) -
         bias: None,
         stride,
         padding: k / 2,
+        groups: 1,
     }
 }
 
@@ -134,11 +135,7 @@ pub fn basic(
         Layer::Conv(conv(rng, planes, planes, 3, 1)),
         Layer::Norm(norm(rng, planes, s)),
     ];
-    ResidualBlock {
-        name: "basic".into(),
-        branch: Branch { layers },
-        shortcut,
-    }
+    ResidualBlock::post_activation("basic".into(), Branch { layers }, shortcut)
 }
 
 /// A Bottleneck c_in -> 4 * width (stride on the 3x3).
@@ -150,21 +147,71 @@ pub fn bottleneck(
     shortcut: Shortcut,
     masks: Masks,
 ) -> ResidualBlock {
+    grouped_bottleneck(rng, c_in, width, 1, stride, shortcut, masks)
+}
+
+/// A ResNeXt Bottleneck c_in -> 4 * width whose 3x3 convolution (with the
+/// stride) has `groups` groups.
+pub fn grouped_bottleneck(
+    rng: &mut Rng,
+    c_in: usize,
+    width: usize,
+    groups: usize,
+    stride: usize,
+    shortcut: Shortcut,
+    masks: Masks,
+) -> ResidualBlock {
     let s = shift(masks);
+    let grouped = Conv2d {
+        groups,
+        ..conv(rng, width, width / groups, 3, stride)
+    };
     let layers = vec![
         Layer::Conv(conv(rng, width, c_in, 1, 1)),
         Layer::Norm(norm(rng, width, s)),
         Layer::Relu,
-        Layer::Conv(conv(rng, width, width, 3, stride)),
+        Layer::Conv(grouped),
         Layer::Norm(norm(rng, width, s)),
         Layer::Relu,
         Layer::Conv(conv(rng, 4 * width, width, 1, 1)),
         Layer::Norm(norm(rng, 4 * width, s)),
     ];
+    ResidualBlock::post_activation("bottleneck".into(), Branch { layers }, shortcut)
+}
+
+/// A pre-activation BasicBlock c_in -> planes: B(x) = F(x) + S(x) with
+/// F = conv2(relu(bn2(conv1(relu(bn1(x)))))); with `project`, S is a 1x1
+/// convolution of relu(bn1(x)) (PreActResNet, WideResNet), else the
+/// identity (then c_in = planes and stride 1).
+pub fn preact(
+    rng: &mut Rng,
+    c_in: usize,
+    planes: usize,
+    stride: usize,
+    project: bool,
+    masks: Masks,
+) -> ResidualBlock {
+    let s = shift(masks);
+    let layers = vec![
+        Layer::Norm(norm(rng, c_in, s)),
+        Layer::Relu,
+        Layer::Conv(conv(rng, planes, c_in, 3, stride)),
+        Layer::Norm(norm(rng, planes, s)),
+        Layer::Relu,
+        Layer::Conv(conv(rng, planes, planes, 3, 1)),
+    ];
+    let (shortcut, shortcut_tap) = if project {
+        let conv = conv(rng, planes, c_in, 1, stride);
+        (Shortcut::Projection { conv, norm: None }, 2)
+    } else {
+        (Shortcut::Identity, 0)
+    };
     ResidualBlock {
-        name: "bottleneck".into(),
+        name: "preact".into(),
         branch: Branch { layers },
         shortcut,
+        shortcut_tap,
+        output_relu: false,
     }
 }
 
@@ -172,7 +219,7 @@ pub fn bottleneck(
 pub fn projection(rng: &mut Rng, c_out: usize, c_in: usize, stride: usize) -> Shortcut {
     Shortcut::Projection {
         conv: conv(rng, c_out, c_in, 1, stride),
-        norm: norm(rng, c_out, 0.0),
+        norm: Some(norm(rng, c_out, 0.0)),
     }
 }
 

@@ -170,13 +170,18 @@ impl Network {
     pub fn forward_train(&self, x: &Tensor) -> Result<(Tensor, Vec<BatchStats>)> {
         let mut stats = Vec::new();
         let stem = self.spec.stem();
-        let mut h = self.conv("conv1", x, stem.stride)?;
-        h = ops::relu(&self.batch_norm("bn1", &h, &mut stats)?)?;
+        let mut h = self.conv("conv1", x, stem.stride, 1)?;
+        if let Some(norm) = stem.norm {
+            h = ops::relu(&self.batch_norm(norm, &h, &mut stats)?)?;
+        }
         if stem.max_pool {
             h = ops::max_pool_3x3_s2(&h)?;
         }
         for block in self.spec.blocks() {
             h = self.block(&block, &h, &mut stats)?;
+        }
+        if let Some(norm) = self.spec.final_norm() {
+            h = ops::relu(&self.batch_norm(norm, &h, &mut stats)?)?;
         }
         let pooled = h.mean((2, 3))?;
         let head = self.spec.head_name();
@@ -186,33 +191,50 @@ impl Network {
         Ok((logits, stats))
     }
 
-    /// One residual block: relu(F(x) + S(x)) (METHOD.md section 2), wired
-    /// as the analysed model is ([`BlockSpec::branch`], `shortcut`).
+    /// One residual block, relu(F(x) + S(x)) or F(x) + S(x) (METHOD.md
+    /// section 2), wired as the analysed model is ([`BlockSpec::branch`],
+    /// `shortcut`, `shortcut_tap`, `output_relu`).
     fn block(&self, b: &BlockSpec, x: &Tensor, stats: &mut Vec<BatchStats>) -> Result<Tensor> {
         let mut h = x.clone();
-        for layer in b.branch(self.spec.block) {
+        let mut tapped = x.clone();
+        for (i, layer) in b.branch().into_iter().enumerate() {
+            if i == b.shortcut_tap() {
+                tapped = h.clone();
+            }
             h = match layer {
-                LayerSpec::Conv { prefix, stride } => self.conv(&prefix, &h, stride)?,
-                LayerSpec::Norm { prefix } => self.batch_norm(&prefix, &h, stats)?,
+                LayerSpec::Conv {
+                    prefix,
+                    stride,
+                    groups,
+                    ..
+                } => self.conv(&prefix, &h, stride, groups)?,
+                LayerSpec::Norm { prefix, .. } => self.batch_norm(&prefix, &h, stats)?,
                 LayerSpec::Relu => ops::relu(&h)?,
             };
         }
-        let shortcut = match b.shortcut(self.spec.block)? {
-            ShortcutSpec::Identity => x.clone(),
-            ShortcutSpec::OptionA { pad } => Shortcut::OptionA { pad }.forward(x)?,
+        let shortcut = match b.shortcut()? {
+            ShortcutSpec::Identity => tapped,
+            ShortcutSpec::OptionA { pad } => Shortcut::OptionA { pad }.forward(&tapped)?,
             ShortcutSpec::Projection { conv, norm, stride } => {
-                let s = self.conv(&conv, x, stride)?;
-                self.batch_norm(&norm, &s, stats)?
+                let s = self.conv(&conv, &tapped, stride, 1)?;
+                match norm {
+                    Some(norm) => self.batch_norm(&norm, &s, stats)?,
+                    None => s,
+                }
             }
         };
-        Ok(ops::add_relu(&h, &shortcut)?)
+        if b.output_relu() {
+            Ok(ops::add_relu(&h, &shortcut)?)
+        } else {
+            Ok((h + shortcut)?)
+        }
     }
 
-    /// A bias-free convolution with "same" padding k / 2.
-    fn conv(&self, prefix: &str, x: &Tensor, stride: usize) -> Result<Tensor> {
+    /// A bias-free convolution with "same" padding k / 2 in `groups` groups.
+    fn conv(&self, prefix: &str, x: &Tensor, stride: usize, groups: usize) -> Result<Tensor> {
         let w = self.var(&format!("{prefix}.weight"))?;
         let k = w.dims()[3];
-        Ok(ops::conv2d(x, &w, stride, k / 2)?)
+        Ok(ops::conv2d_grouped(x, &w, stride, k / 2, groups)?)
     }
 
     /// Training-mode batch norm (module docs), recording the batch statistics.
@@ -284,12 +306,7 @@ impl Network {
     /// The evaluation-mode model of [`crate::model`] built from [`Network::state_dict`].
     pub fn eval_model(&self) -> Result<ResNet> {
         let state = self.state_dict()?;
-        ResNet::from_weights(
-            &state,
-            Some(&self.spec.name()),
-            "trained network",
-            DType::F32,
-        )
+        ResNet::with_spec(self.spec.clone(), &state, "trained network", DType::F32)
     }
 }
 

@@ -285,6 +285,39 @@ pub fn conv2d(
     )
 }
 
+/// [`conv2d`] in `groups` groups: the input channels and the weight's
+/// output channels split into `groups` equal parts, each convolved alone
+/// and concatenated (ResNeXt); one [`conv2d`] node for `groups` = 1.
+pub fn conv2d_grouped(
+    x: &Tensor,
+    weight: &Tensor,
+    stride: usize,
+    padding: usize,
+    groups: usize,
+) -> candle_core::Result<Tensor> {
+    if groups <= 1 {
+        return conv2d(x, weight, stride, padding);
+    }
+    let (c, o) = (x.dims4()?.1, weight.dims4()?.0);
+    if c % groups != 0 || o % groups != 0 {
+        candle_core::bail!(
+            "conv2d: {c} input and {o} output channels do not split into {groups} groups"
+        );
+    }
+    let (cg, og) = (c / groups, o / groups);
+    let parts = (0..groups)
+        .map(|g| {
+            conv2d(
+                &x.narrow(1, g * cg, cg)?,
+                &weight.narrow(0, g * og, og)?,
+                stride,
+                padding,
+            )
+        })
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    Tensor::cat(&parts, 1)
+}
+
 /// Max pooling with -inf padding: (B, C, H, W) -> (B, C, Ho, Wo).
 #[derive(Debug, Clone, Copy)]
 pub struct MaxPool(pub Window);
