@@ -199,7 +199,7 @@ fn resnet20_paper_compatible_spectrum_matches_pytorch() {
     let x = npy_tensor(&dir.join("blocks/layer3.2.in.npy"), DType::F32);
     let lin = Linearization::new(&net32.blocks[i], &net64.blocks[i], &x).unwrap();
     let j = lin
-        .jacobian(JacobianKind::Block, None)
+        .jacobian(JacobianKind::Block)
         .unwrap()
         .to_dense_row_major();
     let s = paper_compatible(&j, lin.out_shape, lin.in_shape).unwrap();

@@ -86,7 +86,7 @@ fn coloured_jacobian_equals_unit_jvps_and_finite_differences() {
         let x = input(&mut rng, shape);
         let lin = Linearization::new(&block, &block, &x).unwrap();
         for kind in JacobianKind::ALL {
-            let jac = lin.jacobian(kind, None).unwrap();
+            let jac = lin.jacobian(kind).unwrap();
             let rows: Vec<usize> = (0..jac.n_rows()).collect();
             let all_cols: Vec<usize> = (0..lin.n()).collect();
             let dense = jac.dense_submatrix(&rows, &all_cols);
@@ -179,7 +179,7 @@ fn soderlind_and_singular_values_match_dense_references() {
             let m = measure(&lin, kind, SpectrumVariant::Exact, Par::Seq)
                 .unwrap()
                 .metrics;
-            let jac = lin.jacobian(kind, None).unwrap();
+            let jac = lin.jacobian(kind).unwrap();
             let rows: Vec<usize> = (0..jac.n_rows()).collect();
             let cols: Vec<usize> = (0..jac.n_cols()).collect();
             let dense = jac.dense_submatrix(&rows, &cols);

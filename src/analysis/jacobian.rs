@@ -93,6 +93,34 @@ impl FootprintJacobian {
         Ok(jac)
     }
 
+    /// D (J + I) for a square Jacobian J and the 0/1 row mask D: the whole
+    /// block's Jacobian D_out (J_F + I) of an identity-shortcut block from
+    /// its branch's, without a second assembly (exact in f64, so its
+    /// diagonal carries no float32 rounding of 1 + J_F[j, j]). `None` when
+    /// some column's footprint does not hold its own row (no such block
+    /// here: a stride-1 conv chain reaches its own position).
+    pub fn masked_identity_plus(&self, row_mask: &[f64]) -> Option<Self> {
+        if self.in_shape != self.out_shape {
+            return None;
+        }
+        let mut out = self.clone();
+        for col in 0..self.n_cols() {
+            let start = self.offsets[col];
+            let mut has_diagonal = false;
+            self.each_row(col, |k, row| {
+                if row == col {
+                    out.values[start + k] += 1.0;
+                    has_diagonal = true;
+                }
+                out.values[start + k] *= row_mask[row];
+            });
+            if !has_diagonal {
+                return None;
+            }
+        }
+        Some(out)
+    }
+
     /// `Err(NonFinite)` when a JVP overflowed: no metric may come from a
     /// Jacobian with NaN or infinite entries.
     fn check_finite(&self) -> Result<()> {

@@ -6,11 +6,13 @@
 //! float32 rounding of zero; the JVPs themselves run in float32 (METHOD.md
 //! section 8), and the Jacobian entries are exact to float32 rounding.
 
+use std::sync::{Arc, Mutex};
+
 use candle_core::{DType, Tensor};
 
 use crate::analysis::jacobian::{FootprintJacobian, LinearMap};
 use crate::error::Result;
-use crate::model::{BlockTrace, JacobianKind, ResidualBlock};
+use crate::model::{BlockTrace, JacobianKind, ResidualBlock, Shortcut};
 
 /// Block `block` linearised at input x (batch of one).
 pub struct Linearization<'a> {
@@ -22,6 +24,12 @@ pub struct Linearization<'a> {
     pub trace64: BlockTrace,
     pub in_shape: [usize; 3],
     pub out_shape: [usize; 3],
+    /// The Jacobians assembled so far, by kind ([block, residual]): every
+    /// metric and spectrum variant of a kind shares one assembly.
+    assembled: Mutex<[Option<Arc<FootprintJacobian>>; 2]>,
+    /// The branch's factors at the narrowest inner ReLU, shared by both
+    /// kinds' reductions ([`crate::analysis::reduce::factors`]).
+    pub(crate) factors: Mutex<Option<Arc<crate::analysis::reduce::Factors>>>,
 }
 
 impl<'a> Linearization<'a> {
@@ -39,6 +47,8 @@ impl<'a> Linearization<'a> {
             out_shape: block.out_shape(in_shape),
             trace64,
             in_shape,
+            assembled: Mutex::new([None, None]),
+            factors: Mutex::new(None),
         })
     }
 
@@ -51,12 +61,43 @@ impl<'a> Linearization<'a> {
         self.in_shape.iter().product()
     }
 
-    /// The Jacobian of `kind`, columns restricted to `columns` when given.
-    pub fn jacobian(
-        &self,
-        kind: JacobianKind,
-        columns: Option<&[bool]>,
-    ) -> Result<FootprintJacobian> {
+    /// The Jacobian of `kind`, assembled on first use and kept with the
+    /// linearisation. With an identity shortcut read at the block input,
+    /// the whole block's is D_out (J_F + I) of the branch's, derived from it
+    /// instead of assembled again ([`FootprintJacobian::masked_identity_plus`]).
+    pub fn jacobian(&self, kind: JacobianKind) -> Result<Arc<FootprintJacobian>> {
+        let slot = |k: JacobianKind| match k {
+            JacobianKind::Block => 0,
+            JacobianKind::Residual => 1,
+        };
+        if let Some(jac) = &self.cache()[slot(kind)] {
+            return Ok(Arc::clone(jac));
+        }
+        let identity = matches!(self.block.shortcut, Shortcut::Identity)
+            && self.block.shortcut_tap == 0
+            && self.is_square();
+        let derived = match kind {
+            JacobianKind::Block if identity => {
+                let mask = self.trace64.out_mask.flatten_all()?.to_vec1::<f64>()?;
+                self.jacobian(JacobianKind::Residual)?
+                    .masked_identity_plus(&mask)
+            }
+            _ => None,
+        };
+        let jac = Arc::new(match derived {
+            Some(jac) => jac,
+            None => self.assemble(kind)?,
+        });
+        self.cache()[slot(kind)] = Some(Arc::clone(&jac));
+        Ok(jac)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, [Option<Arc<FootprintJacobian>>; 2]> {
+        self.assembled.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The Jacobian of `kind` from coloured JVPs.
+    fn assemble(&self, kind: JacobianKind) -> Result<FootprintJacobian> {
         let apply = |t: &Tensor| self.block.jvp(&self.trace, kind, t);
         let map = LinearMap {
             in_shape: self.in_shape,
@@ -65,7 +106,7 @@ impl<'a> Linearization<'a> {
             apply: &apply,
             dtype: self.block.branch.dtype(),
         };
-        FootprintJacobian::assemble(&map, columns)
+        FootprintJacobian::assemble(&map, None)
     }
 
     /// Flat indices of the active outputs (relu'(pre-activation) = 1).

@@ -105,7 +105,7 @@ fn base(lin: &Linearization<'_>) -> Record {
 fn eigen(lin: &Linearization<'_>, kind: JacobianKind, solver: Par) -> Result<Measurement> {
     let (spectrum, reduction) = exact_spectrum(lin, kind, solver)?;
     let e = EigenMetrics::from_spectrum(&spectrum, kind);
-    let jac = lin.jacobian(kind, None)?;
+    let jac = lin.jacobian(kind)?;
     let sym = symmetric_extremes(&jac)?;
     let metrics = Record {
         n_active: Some(reduction.n_active),
@@ -149,7 +149,7 @@ fn symmetric_extremes(jac: &FootprintJacobian) -> Result<Option<(f64, f64)>> {
 }
 
 fn singular(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Record> {
-    let jac = lin.jacobian(kind, None)?;
+    let jac = lin.jacobian(kind)?;
     let (rows, cols) = (jac.n_rows(), jac.n_cols());
     let inner_min = lin.active_inner()?.iter().map(Vec::len).min().unwrap_or(0);
     let rank_bound = match kind {
@@ -190,7 +190,7 @@ fn dense_summary(jac: &FootprintJacobian, rank_bound: Option<usize>) -> Result<S
 }
 
 fn paper(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Record> {
-    let dense = lin.jacobian(kind, None)?.to_dense_row_major();
+    let dense = lin.jacobian(kind)?.to_dense_row_major();
     let s = paper_compatible(&dense, lin.out_shape, lin.in_shape)?;
     Ok(Record {
         n: s.count,

@@ -164,8 +164,18 @@ pub fn record_peak(
     let out = block.out_shape(input);
     let n_in: u64 = input.iter().map(|&d| d as u64).product();
     let n_out: u64 = out.iter().map(|&d| d as u64).product();
-    let footprint = 8 * footprint_entries(block, kind, input);
     let square = input == out;
+    // The linearisation keeps the Jacobians it assembled while the record
+    // is computed: the branch's too when the block's is derived from it.
+    let derived = kind == JacobianKind::Block
+        && square
+        && block.shortcut_tap == 0
+        && matches!(block.shortcut, Shortcut::Identity);
+    let mut held = footprint_entries(block, kind, input);
+    if derived {
+        held += footprint_entries(block, JacobianKind::Residual, input);
+    }
+    let footprint = 8 * held;
     let phase = match variant {
         SpectrumVariant::PaperCompat => footprint + 4 * n_in * n_out,
         SpectrumVariant::Exact if square => {
@@ -176,7 +186,7 @@ pub fn record_peak(
             } else {
                 0
             };
-            eigen.max(footprint + symmetric)
+            footprint + eigen.max(symmetric)
         }
         SpectrumVariant::Exact => {
             let svd = if (n_in * n_out) as usize <= DENSE_SVD_LIMIT {

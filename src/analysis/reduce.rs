@@ -14,6 +14,8 @@
 //! Either way the dense problem has size min(a, m) (block) or m (residual),
 //! not n. [`dense_spectrum`] solves the full n x n matrix for verification.
 
+use std::sync::Arc;
+
 use candle_core::Tensor;
 use num_complex::Complex64;
 use stiffness_spectrum::{Par, Spectrum};
@@ -53,7 +55,7 @@ pub fn exact_spectrum(
     let (cut, m) = narrowest(&inner);
     match kind {
         JacobianKind::Residual => {
-            let k = reduced_matrix(lin, cut, false)?;
+            let k = reduced_matrix(lin, cut, false, solver)?;
             let spectrum = solve(&k, 0.0, vec![(zero(), n - m)], solver)?;
             Ok((
                 spectrum,
@@ -69,13 +71,12 @@ pub fn exact_spectrum(
             let a = act.len();
             let identity = matches!(lin.block.shortcut, Shortcut::Identity);
             let spectrum = if a <= m || !identity {
-                let mut columns = vec![false; n];
-                act.iter().for_each(|&i| columns[i] = true);
-                let j = lin.jacobian(JacobianKind::Block, Some(&columns))?;
-                let sub = j.dense_submatrix(&act, &act);
+                let sub = lin
+                    .jacobian(JacobianKind::Block)?
+                    .dense_submatrix(&act, &act);
                 solve(&sub, 0.0, vec![(zero(), n - a)], solver)?
             } else {
-                let k = reduced_matrix(lin, cut, true)?;
+                let k = reduced_matrix(lin, cut, true, solver)?;
                 let one = Complex64::new(1.0, 0.0);
                 solve(&k, 1.0, vec![(zero(), n - a), (one, a - m)], solver)?
             };
@@ -94,7 +95,7 @@ pub fn exact_spectrum(
 
 /// The spectrum of the full n x n Jacobian, without reductions (for tests and benchmarks).
 pub fn dense_spectrum(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Spectrum> {
-    let j = lin.jacobian(kind, None)?;
+    let j = lin.jacobian(kind)?;
     let all: Vec<usize> = (0..lin.n()).collect();
     Ok(Spectrum::dense(j.dense_submatrix(&all, &all).as_ref())?)
 }
@@ -109,14 +110,88 @@ fn narrowest(inner: &[Vec<usize>]) -> (usize, usize) {
         .unwrap_or((0, 0))
 }
 
-/// V D U restricted to the active units of inner layer `cut`, dense f64.
+/// V D U restricted to the active units of inner layer `cut`, dense f64,
+/// from the factors ([`factors`], shared by both kinds): D = D_out when
+/// `through_output_mask` (whole-block kind), else the identity.
 fn reduced_matrix(
     lin: &Linearization<'_>,
     cut: usize,
     through_output_mask: bool,
+    solver: Par,
 ) -> Result<faer::Mat<f64>> {
-    let (k, act) = cyclic_map(lin, cut, through_output_mask)?;
-    Ok(k.dense_submatrix(&act, &act))
+    let f = factors(lin, cut)?;
+    let mut u = f.u.clone();
+    if through_output_mask {
+        let mask = lin.trace64.out_mask.flatten_all()?.to_vec1::<f64>()?;
+        for j in 0..u.ncols() {
+            for (i, &d) in mask.iter().enumerate() {
+                u[(i, j)] *= d;
+            }
+        }
+    }
+    let mut k = faer::Mat::<f64>::zeros(f.v.nrows(), u.ncols());
+    faer::linalg::matmul::matmul(
+        k.as_mut(),
+        faer::Accum::Replace,
+        f.v.as_ref(),
+        u.as_ref(),
+        1.0,
+        solver,
+    );
+    Ok(k)
+}
+
+/// J_F = U V split after the `cut`-th inner ReLU, both restricted to its m
+/// active units: V (m x n, the branch up to and including that ReLU) and
+/// U (n_out x m, the rest of the branch), dense f64.
+pub struct Factors {
+    pub cut: usize,
+    pub v: faer::Mat<f64>,
+    pub u: faer::Mat<f64>,
+}
+
+/// The factors of `lin`'s branch at inner ReLU `cut`, assembled once per
+/// linearisation from coloured JVPs through each half of the branch (the
+/// colouring period of one half, not of the whole cycle) and kept for the
+/// other kind.
+pub fn factors(lin: &Linearization<'_>, cut: usize) -> Result<Arc<Factors>> {
+    let mut slot = lin.factors.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(f) = slot.as_ref().filter(|f| f.cut == cut) {
+        return Ok(Arc::clone(f));
+    }
+    let branch = &lin.block.branch;
+    let at = branch.relu_positions()[cut];
+    let end = branch.layers.len();
+    let inner_channels = branch.channels_after(lin.in_shape[0])[at];
+    let lens = [1, 2].map(|axis| branch.lens_after(lin.in_shape[axis]));
+    let inner_shape = [inner_channels, lens[0][at], lens[1][at]];
+    let half = |range: std::ops::Range<usize>, from: [usize; 3], to: [usize; 3]| {
+        let footprints = [0, 1].map(|a| {
+            let reach = (0..from[a + 1])
+                .map(|p| branch.footprint_range(range.clone(), &lens[a], Interval::point(p)))
+                .collect();
+            AxisFootprint::new(reach, to[a + 1])
+        });
+        let apply = |t: &Tensor| branch.jvp_range(&lin.trace.branch, range.clone(), t);
+        FootprintJacobian::assemble(
+            &LinearMap {
+                in_shape: from,
+                out_shape: to,
+                footprints,
+                apply: &apply,
+                dtype: branch.dtype(),
+            },
+            None,
+        )
+    };
+    let act = active(&lin.trace64.branch.masks[cut])?;
+    let all_in: Vec<usize> = (0..lin.n()).collect();
+    let all_out: Vec<usize> = (0..lin.out_shape.iter().product()).collect();
+    let v = half(0..at + 1, lin.in_shape, inner_shape)?.dense_submatrix(&act, &all_in);
+    let u = half(at + 1..end, inner_shape, lin.out_shape)?.dense_submatrix(&all_out, &act);
+    let f = Arc::new(Factors { cut, v, u });
+    *slot = Some(Arc::clone(&f));
+    Ok(f)
 }
 
 /// shift + eig(matrix), together with the structurally known eigenvalues.
@@ -135,55 +210,4 @@ fn solve(
 
 fn zero() -> Complex64 {
     Complex64::new(0.0, 0.0)
-}
-
-/// The cyclic map K = V D U on the space of inner ReLU layer `cut`
-/// (0-based among the branch's ReLUs) of `lin`'s block, where J_F = U V is split after that
-/// ReLU (V includes its mask) and D = D_out when `through_output_mask`
-/// (whole-block kind) or the identity (residual kind). Only the columns of
-/// the active units of layer `cut` are assembled.
-pub fn cyclic_map(
-    lin: &Linearization<'_>,
-    cut: usize,
-    through_output_mask: bool,
-) -> Result<(FootprintJacobian, Vec<usize>)> {
-    let branch = &lin.block.branch;
-    let at = branch.relu_positions()[cut];
-    let end = branch.layers.len();
-    let inner_channels = branch.channels_after(lin.in_shape[0])[at];
-    let apply = |t: &Tensor| -> Result<Tensor> {
-        let mut u = branch.jvp_range(&lin.trace.branch, at + 1..end, t)?;
-        if through_output_mask {
-            u = u.broadcast_mul(&lin.trace.out_mask)?;
-        }
-        branch.jvp_range(&lin.trace.branch, 0..at + 1, &u)
-    };
-    let footprints = [1, 2].map(|axis| {
-        let lens = branch.lens_after(lin.in_shape[axis]);
-        let inner_len = lens[at];
-        let reach = (0..inner_len)
-            .map(|p| {
-                let iv = Interval::point(p);
-                let out = branch.footprint_range(at + 1..end, &lens, iv);
-                branch.footprint_range(0..at + 1, &lens, out)
-            })
-            .collect();
-        AxisFootprint::new(reach, inner_len)
-    });
-    let inner_shape = [
-        inner_channels,
-        footprints[0].in_len(),
-        footprints[1].in_len(),
-    ];
-    let map = LinearMap {
-        in_shape: inner_shape,
-        out_shape: inner_shape,
-        footprints,
-        apply: &apply,
-        dtype: lin.block.branch.dtype(),
-    };
-    let act = active(&lin.trace64.branch.masks[cut])?;
-    let mut selected = vec![false; inner_shape.iter().product()];
-    act.iter().for_each(|&i| selected[i] = true);
-    Ok((FootprintJacobian::assemble(&map, Some(&selected))?, act))
 }

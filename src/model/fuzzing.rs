@@ -176,7 +176,7 @@ pub fn exercise(data: &[u8]) -> bool {
     };
     let block64 = &net64.blocks[net64.blocks.len() - 1];
     if let Ok(lin) = Linearization::new(block, block64, &h) {
-        let _ = lin.jacobian(JacobianKind::Residual, None);
+        let _ = lin.jacobian(JacobianKind::Residual);
     }
     true
 }

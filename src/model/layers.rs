@@ -50,7 +50,22 @@ impl Conv2d {
     }
 
     /// The linear part W * t (the bias drops out of the derivative).
+    ///
+    /// On a 1 x 1 map (a 32 x 32 image in a torchvision ResNet's last stage)
+    /// only the kernel's centre tap ever meets a pixel, the rest meets
+    /// padding: that case is the 1 x 1 convolution with the centre weights,
+    /// k^2 times fewer flops than im2col over the padding.
     pub fn linear_part(&self, t: &Tensor) -> Result<Tensor> {
+        let (_, _, h, w) = t.dims4()?;
+        let k = self.kernel_size();
+        if h == 1 && w == 1 && self.padding < k && self.out_len(1) == 1 {
+            let centre = self
+                .weight
+                .narrow(2, self.padding, 1)?
+                .narrow(3, self.padding, 1)?
+                .contiguous()?;
+            return Ok(t.conv2d(&centre, 0, 1, 1, self.groups)?);
+        }
         Ok(t.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?)
     }
 
