@@ -167,6 +167,11 @@ impl FootprintJacobian {
         (self.reach_h[pos / w_in], self.reach_w[pos % w_in])
     }
 
+    /// Entries stored (the footprints' total size).
+    pub fn stored(&self) -> usize {
+        self.values.len()
+    }
+
     pub fn n_rows(&self) -> usize {
         self.out_shape.iter().product()
     }
