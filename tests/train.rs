@@ -624,15 +624,8 @@ fn bad_options_are_reported() {
         .contains("unknown architecture"));
 }
 
-#[test]
-fn saved_checkpoint_reloads_with_the_same_logits() {
-    let dir = scratch("reload");
-    let mut net = tiny_net(4);
-    let (batch, shape) = (tiny_batch(6, 8), [1, 8, 8]);
-    let mut opt = Sgd::new(0.9, false, 5e-4);
-    for _ in 0..2 {
-        train::train_step(&mut net, &mut opt, &batch, shape, 0.1).unwrap();
-    }
+/// Save `net` as the checkpoint of epoch 1 (two steps) into `dir`.
+fn save_epoch_one(dir: &Path, net: &Network, opt: &Sgd) {
     let state = train::TrainState {
         epoch: 1,
         step: 2,
@@ -643,7 +636,19 @@ fn saved_checkpoint_reloads_with_the_same_logits() {
         history: Vec::new(),
         partial: None,
     };
-    checkpoint::save(&dir, &net, &opt, &state).unwrap();
+    checkpoint::save(dir, net, opt, &state).unwrap();
+}
+
+#[test]
+fn saved_checkpoint_reloads_with_the_same_logits() {
+    let dir = scratch("reload");
+    let mut net = tiny_net(4);
+    let (batch, shape) = (tiny_batch(6, 8), [1, 8, 8]);
+    let mut opt = Sgd::new(0.9, false, 5e-4);
+    for _ in 0..2 {
+        train::train_step(&mut net, &mut opt, &batch, shape, 0.1).unwrap();
+    }
+    save_epoch_one(&dir, &net, &opt);
     let loaded = model::load(&dir.join("model.safetensors"), None, DType::F32).unwrap();
     assert_eq!(loaded.model.spec, *net.spec());
     let (x, _) = train::batch_tensors(&batch, shape).unwrap();
@@ -737,17 +742,7 @@ fn every_family_trains_and_reloads_as_itself() {
             assert!(loss.is_finite(), "{name}: loss {loss}");
         }
         let dir = scratch(&format!("family-{name}"));
-        let state = train::TrainState {
-            epoch: 1,
-            step: 2,
-            weights: checkpoint::epoch_file(1),
-            optimizer: checkpoint::optimizer_file(2),
-            rng: String::new(),
-            config: TrainConfig::default(),
-            history: Vec::new(),
-            partial: None,
-        };
-        checkpoint::save(&dir, &net, &opt, &state).unwrap();
+        save_epoch_one(&dir, &net, &opt);
         let loaded = model::load(&dir.join("model.safetensors"), None, DType::F32).unwrap();
         assert_eq!(loaded.model.spec, *net.spec(), "{name}");
         let (x, _) = train::batch_tensors(&batch, shape).unwrap();
