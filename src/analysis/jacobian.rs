@@ -48,28 +48,7 @@ impl FootprintJacobian {
     /// Assemble the columns selected by `columns` (all when `None`; the others are
     /// left zero) with C_in * P_h * P_w coloured JVPs, in batches.
     pub fn assemble(map: &LinearMap<'_>, columns: Option<&[bool]>) -> Result<Self> {
-        let [c_in, h_in, w_in] = map.in_shape;
-        let c_out = map.out_shape[0];
-        let reach_h = map.footprints[0].reach.clone();
-        let reach_w = map.footprints[1].reach.clone();
-        let mut offsets = Vec::with_capacity(c_in * h_in * w_in + 1);
-        offsets.push(0);
-        for _ in 0..c_in {
-            for rh in &reach_h {
-                for rw in &reach_w {
-                    let size = c_out * len(rh) * len(rw);
-                    offsets.push(offsets.last().copied().unwrap_or(0) + size);
-                }
-            }
-        }
-        let mut jac = Self {
-            in_shape: map.in_shape,
-            out_shape: map.out_shape,
-            reach_h,
-            reach_w,
-            values: vec![0.0; offsets.last().copied().unwrap_or(0)],
-            offsets,
-        };
+        let mut jac = Self::zeros(map.in_shape, map.out_shape, &map.footprints);
         let colouring = Colouring::new(map);
         let colours: Vec<Colour> = colouring.colours().collect();
         for chunk in colours.chunks(MAX_BATCH) {
@@ -89,6 +68,52 @@ impl FootprintJacobian {
                 }
             }
         }
+        jac.check_finite()?;
+        Ok(jac)
+    }
+
+    /// The zero Jacobian (in_shape -> out_shape) with storage for these
+    /// footprints.
+    fn zeros(in_shape: [usize; 3], out_shape: [usize; 3], footprints: &[AxisFootprint; 2]) -> Self {
+        let [c_in, h_in, w_in] = in_shape;
+        let c_out = out_shape[0];
+        let reach_h = footprints[0].reach.clone();
+        let reach_w = footprints[1].reach.clone();
+        let mut offsets = Vec::with_capacity(c_in * h_in * w_in + 1);
+        offsets.push(0);
+        for _ in 0..c_in {
+            for rh in &reach_h {
+                for rw in &reach_w {
+                    let size = c_out * len(rh) * len(rw);
+                    offsets.push(offsets.last().copied().unwrap_or(0) + size);
+                }
+            }
+        }
+        Self {
+            in_shape,
+            out_shape,
+            reach_h,
+            reach_w,
+            values: vec![0.0; offsets.last().copied().unwrap_or(0)],
+            offsets,
+        }
+    }
+
+    /// The footprint storage of a dense matrix whose entries outside the
+    /// footprints are zero (e.g. the product U V of a branch's factors).
+    pub fn from_dense(
+        in_shape: [usize; 3],
+        out_shape: [usize; 3],
+        footprints: &[AxisFootprint; 2],
+        dense: faer::MatRef<'_, f64>,
+    ) -> Result<Self> {
+        let mut jac = Self::zeros(in_shape, out_shape, footprints);
+        let mut values = std::mem::take(&mut jac.values);
+        for col in 0..jac.n_cols() {
+            let start = jac.offsets[col];
+            jac.each_row(col, |k, row| values[start + k] = dense[(row, col)]);
+        }
+        jac.values = values;
         jac.check_finite()?;
         Ok(jac)
     }

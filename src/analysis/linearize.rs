@@ -86,6 +86,9 @@ impl<'a> Linearization<'a> {
         };
         let jac = Arc::new(match derived {
             Some(jac) => jac,
+            None if kind == JacobianKind::Residual && self.dense_footprint(kind) => {
+                crate::analysis::reduce::branch_jacobian_from_factors(self)?
+            }
             None => self.assemble(kind)?,
         });
         self.cache()[slot(kind)] = Some(Arc::clone(&jac));
@@ -94,6 +97,14 @@ impl<'a> Linearization<'a> {
 
     fn cache(&self) -> std::sync::MutexGuard<'_, [Option<Arc<FootprintJacobian>>; 2]> {
         self.assembled.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the footprints of `kind` cover at least half of the matrix
+    /// (small maps), where dense products beat coloured assembly.
+    pub fn dense_footprint(&self, kind: JacobianKind) -> bool {
+        let n_out: usize = self.out_shape.iter().product();
+        let stored = crate::analysis::memory::footprint_entries(self.block, kind, self.in_shape);
+        self.is_square() && 2 * stored as usize >= self.n() * n_out
     }
 
     /// The Jacobian of `kind` from coloured JVPs.

@@ -141,6 +141,27 @@ fn reduced_matrix(
     Ok(k)
 }
 
+/// J_F = U V as one GEMM of the factors at the narrowest inner ReLU (which
+/// the reductions need anyway), stored over J_F's footprints: on small maps
+/// (2x2, 1x1) this replaces a coloured assembly of n tangents through the
+/// whole branch. Exact: U's columns and V's rows vanish outside their
+/// footprints, so the product does too.
+pub fn branch_jacobian_from_factors(lin: &Linearization<'_>) -> Result<FootprintJacobian> {
+    let (cut, _) = narrowest(&lin.active_inner()?);
+    let f = factors(lin, cut)?;
+    let mut jf = faer::Mat::<f64>::zeros(f.u.nrows(), f.v.ncols());
+    faer::linalg::matmul::matmul(
+        jf.as_mut(),
+        faer::Accum::Replace,
+        f.u.as_ref(),
+        f.v.as_ref(),
+        1.0,
+        Par::rayon(0),
+    );
+    let footprints = lin.block.footprints(JacobianKind::Residual, lin.in_shape);
+    FootprintJacobian::from_dense(lin.in_shape, lin.out_shape, &footprints, jf.as_ref())
+}
+
 /// J_F = U V split after the `cut`-th inner ReLU, both restricted to its m
 /// active units: V (m x n, the branch up to and including that ReLU) and
 /// U (n_out x m, the rest of the branch), dense f64.
