@@ -32,6 +32,13 @@ pub struct LinearMap<'a> {
     pub dtype: DType,
 }
 
+/// Whether `stored` footprint entries make a `rows` x `cols` matrix mostly
+/// dense (at least half): then dense products (GEMM, GEMV) beat the
+/// footprint storage and its coloured assembly.
+pub fn mostly_dense(stored: usize, rows: usize, cols: usize) -> bool {
+    2 * stored >= rows * cols
+}
+
 /// A Jacobian stored column by column over each column's footprint.
 #[derive(Debug, Clone)]
 pub struct FootprintJacobian {
@@ -45,14 +52,13 @@ pub struct FootprintJacobian {
 }
 
 impl FootprintJacobian {
-    /// Assemble the columns selected by `columns` (all when `None`; the others are
-    /// left zero) with C_in * P_h * P_w coloured JVPs, in batches.
-    pub fn assemble(map: &LinearMap<'_>, columns: Option<&[bool]>) -> Result<Self> {
+    /// Assemble every column with C_in * P_h * P_w coloured JVPs, in batches.
+    pub fn assemble(map: &LinearMap<'_>) -> Result<Self> {
         let mut jac = Self::zeros(map.in_shape, map.out_shape, &map.footprints);
         let colouring = Colouring::new(map);
         let colours: Vec<Colour> = colouring.colours().collect();
         for chunk in colours.chunks(MAX_BATCH) {
-            let tangents = colouring.tangents(chunk, columns)?.to_dtype(map.dtype)?;
+            let tangents = colouring.tangents(chunk)?.to_dtype(map.dtype)?;
             let image = (map.apply)(&tangents)?;
             let images = image
                 .flatten_all()?
@@ -62,9 +68,7 @@ impl FootprintJacobian {
             for (b, colour) in chunk.iter().enumerate() {
                 let image = &images[b * out_len..(b + 1) * out_len];
                 for col in colouring.members(*colour) {
-                    if columns.is_none_or(|sel| sel[col]) {
-                        jac.scatter_column(col, image);
-                    }
+                    jac.scatter_column(col, image);
                 }
             }
         }
@@ -320,14 +324,12 @@ impl Colouring {
     }
 
     /// The batch of coloured tangents: each the sum of its (selected) unit vectors.
-    fn tangents(&self, chunk: &[Colour], columns: Option<&[bool]>) -> Result<Tensor> {
+    fn tangents(&self, chunk: &[Colour]) -> Result<Tensor> {
         let n: usize = self.in_shape.iter().product();
         let mut data = vec![0.0f32; chunk.len() * n];
         for (b, colour) in chunk.iter().enumerate() {
             for col in self.members(*colour) {
-                if columns.is_none_or(|sel| sel[col]) {
-                    data[b * n + col] = 1.0;
-                }
+                data[b * n + col] = 1.0;
             }
         }
         let [c, h, w] = self.in_shape;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Tensor};
 
-use crate::analysis::jacobian::{FootprintJacobian, LinearMap};
+use crate::analysis::jacobian::{mostly_dense, FootprintJacobian, LinearMap};
 use crate::error::Result;
 use crate::model::{BlockTrace, JacobianKind, ResidualBlock, Shortcut};
 
@@ -77,11 +77,9 @@ impl<'a> Linearization<'a> {
             && self.block.shortcut_tap == 0
             && self.is_square();
         let derived = match kind {
-            JacobianKind::Block if identity => {
-                let mask = self.trace64.out_mask.flatten_all()?.to_vec1::<f64>()?;
-                self.jacobian(JacobianKind::Residual)?
-                    .masked_identity_plus(&mask)
-            }
+            JacobianKind::Block if identity => self
+                .jacobian(JacobianKind::Residual)?
+                .masked_identity_plus(&self.output_mask()?),
             _ => None,
         };
         let jac = Arc::new(match derived {
@@ -99,12 +97,17 @@ impl<'a> Linearization<'a> {
         self.assembled.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether the footprints of `kind` cover at least half of the matrix
-    /// (small maps), where dense products beat coloured assembly.
+    /// Whether the footprints of `kind` make a mostly dense matrix (small
+    /// maps), where dense products beat coloured assembly.
     pub fn dense_footprint(&self, kind: JacobianKind) -> bool {
         let n_out: usize = self.out_shape.iter().product();
         let stored = crate::analysis::memory::footprint_entries(self.block, kind, self.in_shape);
-        self.is_square() && 2 * stored as usize >= self.n() * n_out
+        self.is_square() && mostly_dense(stored as usize, n_out, self.n())
+    }
+
+    /// D_out as f64 values, one per output (all ones without an output ReLU).
+    pub fn output_mask(&self) -> Result<Vec<f64>> {
+        Ok(self.trace64.out_mask.flatten_all()?.to_vec1::<f64>()?)
     }
 
     /// The Jacobian of `kind` from coloured JVPs.
@@ -117,7 +120,7 @@ impl<'a> Linearization<'a> {
             apply: &apply,
             dtype: self.block.branch.dtype(),
         };
-        FootprintJacobian::assemble(&map, None)
+        FootprintJacobian::assemble(&map)
     }
 
     /// Flat indices of the active outputs (relu'(pre-activation) = 1).

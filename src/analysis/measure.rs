@@ -20,7 +20,7 @@ use stiffness_spectrum::{
     LanczosOptions, Par, SingularSummary, Spectrum,
 };
 
-use crate::analysis::jacobian::FootprintJacobian;
+use crate::analysis::jacobian::{mostly_dense, FootprintJacobian};
 use crate::analysis::linearize::Linearization;
 use crate::analysis::metrics::{soderlind, EigenMetrics};
 use crate::analysis::reduce::exact_spectrum;
@@ -136,10 +136,9 @@ fn symmetric_extremes(jac: &FootprintJacobian) -> Result<Option<(f64, f64)>> {
     // Footprints that cover most of the matrix (small maps: 2x2, 1x1) are
     // faster as one dense matrix: a vectorised GEMV instead of the
     // footprint loops, read once per product.
-    let dense = (n <= DENSE_SYMMETRIC_LIMIT && 2 * jac.stored() >= n * n).then(|| {
-        let all: Vec<usize> = (0..n).collect();
-        jac.dense_submatrix(&all, &all)
-    });
+    let all: Vec<usize> = (0..n).collect();
+    let dense = (n <= DENSE_SYMMETRIC_LIMIT && mostly_dense(jac.stored(), n, n))
+        .then(|| jac.dense_submatrix(&all, &all));
     let gemv = |m: faer::MatRef<'_, f64>, x: &[f64], y: &mut [f64]| {
         let x = faer::MatRef::from_column_major_slice(x, n, 1);
         let y = faer::MatMut::from_column_major_slice_mut(y, n, 1);
@@ -156,10 +155,8 @@ fn symmetric_extremes(jac: &FootprintJacobian) -> Result<Option<(f64, f64)>> {
     let ext = match sym_part_extremes_lanczos(n, &matvec, &rmatvec, &lanczos_options(400)) {
         Ok(ext) => Some(ext),
         Err(_) if n <= DENSE_SYMMETRIC_LIMIT => {
-            let all: Vec<usize> = (0..n).collect();
-            Some(sym_part_extremes_dense(
-                jac.dense_submatrix(&all, &all).as_ref(),
-            )?)
+            let full = dense.unwrap_or_else(|| jac.dense_submatrix(&all, &all));
+            Some(sym_part_extremes_dense(full.as_ref())?)
         }
         Err(_) => sym_part_extremes_lanczos(n, &matvec, &rmatvec, &lanczos_options(2000)).ok(),
     };

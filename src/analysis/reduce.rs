@@ -23,7 +23,6 @@ use stiffness_spectrum::{Par, Spectrum};
 use crate::analysis::jacobian::{FootprintJacobian, LinearMap};
 use crate::analysis::linearize::{active, Linearization};
 use crate::error::{Error, Result};
-use crate::model::geometry::{AxisFootprint, Interval};
 use crate::model::{JacobianKind, Shortcut};
 
 /// How a spectrum was obtained.
@@ -120,25 +119,19 @@ fn reduced_matrix(
     solver: Par,
 ) -> Result<faer::Mat<f64>> {
     let f = factors(lin, cut)?;
-    let mut u = f.u.clone();
-    if through_output_mask {
-        let mask = lin.trace64.out_mask.flatten_all()?.to_vec1::<f64>()?;
-        for j in 0..u.ncols() {
-            for (i, &d) in mask.iter().enumerate() {
-                u[(i, j)] *= d;
-            }
-        }
+    if !through_output_mask {
+        return Ok(product(f.v.as_ref(), f.u.as_ref(), solver));
     }
-    let mut k = faer::Mat::<f64>::zeros(f.v.nrows(), u.ncols());
-    faer::linalg::matmul::matmul(
-        k.as_mut(),
-        faer::Accum::Replace,
-        f.v.as_ref(),
-        u.as_ref(),
-        1.0,
-        solver,
-    );
-    Ok(k)
+    let mask = lin.output_mask()?;
+    let du = faer::Mat::from_fn(f.u.nrows(), f.u.ncols(), |i, j| mask[i] * f.u[(i, j)]);
+    Ok(product(f.v.as_ref(), du.as_ref(), solver))
+}
+
+/// The dense product a b on `par` threads.
+fn product(a: faer::MatRef<'_, f64>, b: faer::MatRef<'_, f64>, par: Par) -> faer::Mat<f64> {
+    let mut out = faer::Mat::<f64>::zeros(a.nrows(), b.ncols());
+    faer::linalg::matmul::matmul(out.as_mut(), faer::Accum::Replace, a, b, 1.0, par);
+    out
 }
 
 /// J_F = U V as one GEMM of the factors at the narrowest inner ReLU (which
@@ -149,15 +142,8 @@ fn reduced_matrix(
 pub fn branch_jacobian_from_factors(lin: &Linearization<'_>) -> Result<FootprintJacobian> {
     let (cut, _) = narrowest(&lin.active_inner()?);
     let f = factors(lin, cut)?;
-    let mut jf = faer::Mat::<f64>::zeros(f.u.nrows(), f.v.ncols());
-    faer::linalg::matmul::matmul(
-        jf.as_mut(),
-        faer::Accum::Replace,
-        f.u.as_ref(),
-        f.v.as_ref(),
-        1.0,
-        Par::rayon(0),
-    );
+    // On the threads of the pool it runs in (the job's).
+    let jf = product(f.u.as_ref(), f.v.as_ref(), Par::rayon(0));
     let footprints = lin.block.footprints(JacobianKind::Residual, lin.in_shape);
     FootprintJacobian::from_dense(lin.in_shape, lin.out_shape, &footprints, jf.as_ref())
 }
@@ -184,26 +170,21 @@ pub fn factors(lin: &Linearization<'_>, cut: usize) -> Result<Arc<Factors>> {
     let at = branch.relu_positions()[cut];
     let end = branch.layers.len();
     let inner_channels = branch.channels_after(lin.in_shape[0])[at];
-    let lens = [1, 2].map(|axis| branch.lens_after(lin.in_shape[axis]));
-    let inner_shape = [inner_channels, lens[0][at], lens[1][at]];
+    let hw = [lin.in_shape[1], lin.in_shape[2]];
+    let inner_shape = [
+        inner_channels,
+        branch.lens_after(hw[0])[at],
+        branch.lens_after(hw[1])[at],
+    ];
     let half = |range: std::ops::Range<usize>, from: [usize; 3], to: [usize; 3]| {
-        let footprints = [0, 1].map(|a| {
-            let reach = (0..from[a + 1])
-                .map(|p| branch.footprint_range(range.clone(), &lens[a], Interval::point(p)))
-                .collect();
-            AxisFootprint::new(reach, to[a + 1])
-        });
         let apply = |t: &Tensor| branch.jvp_range(&lin.trace.branch, range.clone(), t);
-        FootprintJacobian::assemble(
-            &LinearMap {
-                in_shape: from,
-                out_shape: to,
-                footprints,
-                apply: &apply,
-                dtype: branch.dtype(),
-            },
-            None,
-        )
+        FootprintJacobian::assemble(&LinearMap {
+            in_shape: from,
+            out_shape: to,
+            footprints: branch.footprints(range.clone(), hw),
+            apply: &apply,
+            dtype: branch.dtype(),
+        })
     };
     let act = active(&lin.trace64.branch.masks[cut])?;
     let all_in: Vec<usize> = (0..lin.n()).collect();

@@ -78,12 +78,10 @@ pub fn analyze(
     let loaded = model::load(&settings.model, settings.arch.as_deref(), DType::F32)?;
     let net64 = model::load(&settings.model, settings.arch.as_deref(), DType::F64)?.model;
     let net = &loaded.model;
-    let dataset = match &settings.source {
-        Source::Data { path, options } => Some(options.open(path)?),
-        Source::Tensors(_) => None,
-    };
-    let (inputs, input_shape) = match (&dataset, &settings.source) {
-        (Some(data), Source::Data { path, .. }) => {
+    let mut dataset = None;
+    let (inputs, input_shape) = match &settings.source {
+        Source::Data { path, options } => {
+            let data: &Dataset = dataset.insert(options.open(path)?);
             let shape = eval::check_fit(net, data, &path.display().to_string())?;
             let chosen = match settings.sampling {
                 Sampling::Uniform(n) => sampling::uniform(data.len(), n, settings.seed),
@@ -92,17 +90,16 @@ pub fn analyze(
             let indices = sampling::shard(&chosen, settings.shard);
             (Inputs::Data { data, indices }, shape)
         }
-        (_, Source::Tensors(npy)) => {
+        Source::Tensors(npy) => {
             let t = read_input_tensors(npy)?;
             let (_, c, h, w) = t.dims4()?;
             (Inputs::Tensors(t), [c, h, w])
         }
-        (None, Source::Data { .. }) => unreachable!("a data source is opened above"),
     };
-    let class_names = dataset
-        .as_ref()
-        .map(|d| d.class_names().to_vec())
-        .unwrap_or_default();
+    let class_names = match &inputs {
+        Inputs::Data { data, .. } => data.class_names().to_vec(),
+        Inputs::Tensors(_) => Vec::new(),
+    };
     let blocks = select_blocks(net, input_shape, &settings.blocks)?;
     let job = Job {
         model: net,
@@ -118,7 +115,7 @@ pub fn analyze(
     };
     let prepared = job.prepare(&inputs)?;
     let first_shard = settings.shard.is_none_or(|s| s.index == 0);
-    if let (Some(data), true) = (&dataset, settings.evaluate && first_shard) {
+    if let (Inputs::Data { data, .. }, true) = (&inputs, settings.evaluate && first_shard) {
         job.pool.install(|| {
             evaluate_once(out, net, data, &|done| progress.evaluated(done, data.len()))
         })?;

@@ -201,24 +201,19 @@ impl ResidualBlock {
 
     /// Footprints along H and W of the map differentiated by `kind`.
     pub fn footprints(&self, kind: JacobianKind, input: [usize; 3]) -> [AxisFootprint; 2] {
-        [1, 2].map(|axis| {
-            let lens = self.branch.lens_after(input[axis]);
-            let out_len = *lens.last().unwrap_or(&input[axis]);
-            let reach = (0..input[axis])
-                .map(|h| {
-                    let iv = Interval::point(h);
-                    let f = self
-                        .branch
-                        .footprint_range(0..self.branch.layers.len(), &lens, iv);
-                    let tapped = self.branch.footprint_range(0..self.shortcut_tap, &lens, iv);
-                    match kind {
-                        JacobianKind::Residual => f,
-                        JacobianKind::Block => f.hull(self.shortcut.footprint(tapped, out_len)),
-                    }
-                })
-                .collect();
-            AxisFootprint::new(reach, out_len)
-        })
+        let hw = [input[1], input[2]];
+        let branch = self.branch.footprints(0..self.branch.layers.len(), hw);
+        if kind == JacobianKind::Residual {
+            return branch;
+        }
+        let tapped = self.branch.footprints(0..self.shortcut_tap, hw);
+        let mut out = branch;
+        for (f, t) in out.iter_mut().zip(&tapped) {
+            for (reach, &via) in f.reach.iter_mut().zip(&t.reach) {
+                *reach = reach.hull(self.shortcut.footprint(via, f.out_len));
+            }
+        }
+        out
     }
 
     /// Whether the block's input and output shapes agree (square Jacobian).

@@ -12,7 +12,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::Result;
-use crate::model::geometry::Interval;
+use crate::model::geometry::{AxisFootprint, Interval};
 
 /// Batch-norm epsilon used by PyTorch's `BatchNorm2d` default (not stored in checkpoints).
 pub const BN_EPS: f64 = 1e-5;
@@ -273,6 +273,20 @@ impl Branch {
         range.fold(input, |iv, i| match &self.layers[i] {
             Layer::Conv(c) => c.footprint(iv, lens[i]),
             Layer::Norm(_) | Layer::Relu => iv,
+        })
+    }
+
+    /// Footprints along H and W of layers `range`, for a branch input of
+    /// spatial size `hw`: for every position entering the range, the
+    /// positions after it that it can reach.
+    pub fn footprints(&self, range: std::ops::Range<usize>, hw: [usize; 2]) -> [AxisFootprint; 2] {
+        [0, 1].map(|axis| {
+            let lens = self.lens_after(hw[axis]);
+            let len_before = |i: usize| if i == 0 { hw[axis] } else { lens[i - 1] };
+            let reach = (0..len_before(range.start))
+                .map(|p| self.footprint_range(range.clone(), &lens, Interval::point(p)))
+                .collect();
+            AxisFootprint::new(reach, len_before(range.end))
         })
     }
 
