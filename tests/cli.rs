@@ -282,6 +282,19 @@ fn analyze_rejects_bad_options_and_inputs_with_exit_2() {
             vec!["--input-npy", wide.to_str().unwrap(), "--spectrum", "both"],
             "3x8x12",
         ),
+        (vec!["--input-npy", input, "--name", " "], "--name is empty"),
+        (
+            vec!["--input-npy", input, "--arch", "preact-resnet50"],
+            "pre-activation Bottleneck",
+        ),
+        (
+            vec!["--input-npy", input, "--arch", "wrn-17-2"],
+            "wrn-D-K with D = 6n + 4",
+        ),
+        (
+            vec!["--input-npy", input, "--arch", "cifar-resnet18"],
+            "does not fit cifar-resnet18",
+        ),
     ];
     for (extra, needle) in cases {
         let mut args = vec!["analyze", "--model", model, "--out", out];

@@ -325,7 +325,15 @@ impl AnalyzeArgs {
         Ok(Settings {
             model: self.model.model.clone(),
             arch: self.model.arch.clone(),
-            name: self.name.clone(),
+            name: match self.name.as_deref().map(str::trim) {
+                Some("") => {
+                    return Err(Error::Usage(
+                        "--name is empty: give the model a name, or leave --name out to name it after its file"
+                            .into(),
+                    ))
+                }
+                _ => self.name.clone(),
+            },
             source,
             sampling: match self.samples {
                 Some(n) => Sampling::Uniform(n),
