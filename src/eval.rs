@@ -105,6 +105,16 @@ pub fn check_fit(model: &ResNet, data: &Dataset, source: &str) -> Result<[usize;
             shape[0], model.spec.in_channels, model.spec.in_channels
         )));
     }
+    let classes = data.class_names().len();
+    if classes > model.spec.num_classes {
+        return Err(Error::Usage(format!(
+            "{source}: the data set has {classes} classes but the model predicts {}; labels \
+             beyond the model's classes have no logit, so accuracy and loss would be \
+             meaningless. Use the data the model was trained on, or --classes {} for its \
+             first classes",
+            model.spec.num_classes, model.spec.num_classes
+        )));
+    }
     model.block_shapes(shape)?;
     Ok(shape)
 }

@@ -628,6 +628,8 @@ fn the_library_call_is_the_command_and_name_names_the_model() {
         save_eigenvalues: false,
         evaluate: true,
         max_memory: None,
+        solver: resnet_stiffness::analysis::plan::Solver::Auto,
+        dense_seconds: resnet_stiffness::analysis::plan::DEFAULT_DENSE_SECONDS,
     };
     assert_eq!(
         analysis::analyze(&settings, &lib, false, &Silent).unwrap(),

@@ -1,6 +1,7 @@
 //! The model against PyTorch golden data (shared/golden, see its README):
 //! logits and block outputs to 1e-4 relative (float32), JVP probes of the
-//! whole block and of the branch to 1e-9 relative (float64), for the seven
+//! whole block and of the branch, and VJP probes by candle's reverse mode and
+//! by the model's own adjoint, to 1e-9 relative (float64), for the seven
 //! networks of five families (torchvision ResNet18/50, CIFAR ResNet20,
 //! pytorch-cifar ResNet18 and PreActResNet18, WRN-16-4, a grouped ResNeXt).
 
@@ -172,8 +173,13 @@ fn jvp_probes_match_pytorch_in_float64() {
     }
 }
 
+/// J^T q two ways against PyTorch's float64 VJP probes, for every probed
+/// block of the seven networks: the model's own adjoint
+/// `ResidualBlock::vjp` (transposed convolutions, the option-A scatter, the
+/// pre-activation tap) and candle's reverse mode through the forward pass;
+/// and the adjoint against our JVP by the dot-product identity.
 #[test]
-fn vjp_probes_match_candle_reverse_mode_and_pytorch() {
+fn vjp_probes_match_pytorch_by_adjoint_and_reverse_mode() {
     let Some(shared) = shared() else { return };
     for golden in goldens(&shared) {
         let net = load(&golden.model, DType::F64);
@@ -185,27 +191,25 @@ fn vjp_probes_match_candle_reverse_mode_and_pytorch() {
                 let x = npy_tensor(&with_ext(&base, "in.npy"), DType::F64);
                 let p = npy_tensor(&with_ext(&base, "p.npy"), DType::F64);
                 let q = npy_tensor(&with_ext(&base, "q.npy"), DType::F64);
+                let (_, c, h, w) = x.dims4().unwrap();
                 let trace = block.trace(&x).unwrap();
                 for (kind, file) in [
                     (JacobianKind::Block, "vjp.npy"),
                     (JacobianKind::Residual, "F.vjp.npy"),
                 ] {
-                    let vjp = reverse_mode(block, kind, &x, &q);
+                    let what = format!("{} {} {file}", golden.dir.display(), block.name);
                     let want = npy_tensor(&with_ext(&base, file), DType::F64);
+                    let vjp = block.vjp(&trace, kind, &q, [c, h, w]).unwrap();
                     let err = max_rel(&vjp, &want);
-                    assert!(
-                        err <= 1e-9,
-                        "{} {} {file}: rel err {err}",
-                        golden.dir.display(),
-                        block.name
-                    );
-                    // Dot-product test: <q, J p> = <J^T q, p>.
+                    assert!(err <= 1e-9, "{what}: adjoint rel err {err}");
+                    let reverse = reverse_mode(block, kind, &x, &q);
+                    let err = max_rel(&reverse, &want);
+                    assert!(err <= 1e-9, "{what}: reverse mode rel err {err}");
                     let jp = block.jvp(&trace, kind, &p).unwrap();
-                    let lhs = dot(&q, &jp);
-                    let rhs = dot(&vjp, &p);
+                    let (lhs, rhs) = (dot(&q, &jp), dot(&vjp, &p));
                     assert!(
                         (lhs - rhs).abs() <= 1e-10 * lhs.abs().max(1.0),
-                        "{lhs} vs {rhs}"
+                        "{what}: <q, J p> = {lhs} vs <J^T q, p> = {rhs}"
                     );
                 }
             }

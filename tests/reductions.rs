@@ -7,49 +7,15 @@
 //!   two inner ReLUs, a projection reading relu(bn1(x))), with random masks
 //!   and with all units off and all on.
 
+mod common;
+
 use candle_core::{Device, Tensor};
+use common::{blocks, input};
 use resnet_stiffness::analysis::linearize::Linearization;
 use resnet_stiffness::analysis::reduce::{dense_spectrum, exact_spectrum};
-use resnet_stiffness::model::random::{
-    basic, bottleneck, grouped_bottleneck, preact, projection, Masks, Rng,
-};
-use resnet_stiffness::model::{JacobianKind, ResidualBlock, Shortcut};
+use resnet_stiffness::model::random::{Masks, Rng};
+use resnet_stiffness::model::{JacobianKind, ResidualBlock};
 use stiffness_spectrum::{multiset_distance, Par};
-
-fn input(rng: &mut Rng, shape: [usize; 3]) -> Tensor {
-    rng.tensor(&[1, shape[0], shape[1], shape[2]], 1.0)
-}
-
-/// (block, input shape) for every block family.
-fn blocks(rng: &mut Rng, masks: Masks) -> Vec<(ResidualBlock, [usize; 3])> {
-    let proj_basic = projection(rng, 3, 2, 2);
-    let proj_bottleneck = projection(rng, 8, 4, 2);
-    let proj_grouped = projection(rng, 16, 4, 2);
-    vec![
-        (basic(rng, 3, 3, 1, Shortcut::Identity, masks), [3, 6, 6]),
-        (
-            basic(rng, 2, 4, 2, Shortcut::OptionA { pad: 1 }, masks),
-            [2, 6, 6],
-        ),
-        (basic(rng, 2, 3, 2, proj_basic, masks), [2, 7, 7]),
-        (
-            bottleneck(rng, 8, 2, 1, Shortcut::Identity, masks),
-            [8, 4, 4],
-        ),
-        (bottleneck(rng, 4, 2, 2, proj_bottleneck, masks), [4, 5, 5]),
-        (
-            grouped_bottleneck(rng, 16, 4, 2, 1, Shortcut::Identity, masks),
-            [16, 3, 3],
-        ),
-        (
-            grouped_bottleneck(rng, 4, 4, 2, 2, proj_grouped, masks),
-            [4, 5, 5],
-        ),
-        (preact(rng, 4, 4, 1, false, masks), [4, 5, 5]),
-        (preact(rng, 2, 4, 2, true, masks), [2, 6, 6]),
-        (preact(rng, 2, 4, 1, true, masks), [2, 5, 5]),
-    ]
-}
 
 fn column_by_jvp(
     block: &ResidualBlock,
@@ -169,14 +135,14 @@ fn reduced_spectrum_equals_dense_spectrum() {
 #[test]
 fn soderlind_and_singular_values_match_dense_references() {
     use resnet_stiffness::analysis::measure::measure;
-    use stiffness_records::SpectrumVariant;
+    use stiffness_records::{Method, SpectrumVariant};
     use stiffness_spectrum::{singular_values, sym_part_extremes_dense};
     let mut rng = Rng(5);
     for (block, shape) in blocks(&mut rng, Masks::Random) {
         let x = input(&mut rng, shape);
         let lin = Linearization::new(&block, &block, &x).unwrap();
         for kind in JacobianKind::ALL {
-            let m = measure(&lin, kind, SpectrumVariant::Exact, Par::Seq)
+            let m = measure(&lin, kind, SpectrumVariant::Exact, Par::Seq, Method::Dense)
                 .unwrap()
                 .metrics;
             let jac = lin.jacobian(kind).unwrap();

@@ -12,14 +12,15 @@ use std::path::Path;
 
 use rayon::prelude::*;
 use stiffness_records::store::{self, RecordLog};
-use stiffness_records::{Manifest, Record, SpectrumVariant};
+use stiffness_records::{Manifest, Method, Record, SpectrumVariant};
 use stiffness_spectrum::Par;
 
 use crate::analysis::inputs::Inputs;
 use crate::analysis::linearize::Linearization;
 use crate::analysis::measure::{self, Measurement};
-use crate::analysis::memory;
 use crate::analysis::probe::{probe, Probe};
+use crate::analysis::reduce::Form;
+use crate::analysis::{memory, plan};
 use crate::error::{Error, Result};
 use crate::model::{JacobianKind, ResNet};
 
@@ -36,6 +37,10 @@ pub struct Job<'a> {
     pub class_names: Vec<String>,
     /// The memory the run may use (checked before it starts); `None`: unchecked.
     pub budget: Option<memory::Budget>,
+    /// `--solver`: dense, matrix-free, or chosen per record.
+    pub solver: plan::Solver,
+    /// `--dense-seconds`: the longest estimated dense solve `auto` accepts.
+    pub dense_seconds: f64,
     /// The threads the job runs on: samples in parallel, and the solver
     /// threads of the last samples.
     pub pool: rayon::ThreadPool,
@@ -63,6 +68,7 @@ impl Progress for Silent {
 /// `prepare` makes one, so [`Job::run`] cannot start unchecked.
 pub struct Prepared {
     samples: Vec<usize>,
+    policy: plan::Policy,
 }
 
 /// A thread pool of `threads` workers (at least one) for [`Job::pool`].
@@ -106,7 +112,9 @@ impl Job<'_> {
         );
         let written = self.pool.install(|| {
             todo.par_iter()
-                .map(|&s| self.analyse_sample(dir, &log, inputs, s, solver, progress))
+                .map(|&s| {
+                    self.analyse_sample(dir, &log, inputs, s, solver, &prepared.policy, progress)
+                })
                 .collect::<Result<Vec<usize>>>()
         })?;
         store::write_csv(dir)?;
@@ -138,41 +146,41 @@ impl Job<'_> {
                 .install(|| samples.par_iter().try_for_each(|&i| data.get(i).map(drop)))?;
         }
         self.check_square_for_paper_compat(inputs, &samples)?;
-        self.check_memory(samples.len())?;
-        Ok(Prepared { samples })
+        plan::check(&self.plan(samples.len())?)?;
+        let policy = self.policy(samples.len());
+        Ok(Prepared { samples, policy })
     }
 
-    /// Refuse the run when a record would need more memory than the budget
-    /// (see [`memory`]): every selected (block, kind, variant), with as many
-    /// samples in flight as there are worker threads, plus both copies of
-    /// the weights (float32 and float64).
-    fn check_memory(&self, samples: usize) -> Result<()> {
-        let Some(budget) = self.budget else {
-            return Ok(());
-        };
+    /// The plan of the run ([`plan`]): every selected (block, kind,
+    /// variant) with its sizes, memory, time estimate and method, for
+    /// `samples` samples (as many in flight as there are worker threads).
+    pub fn plan(&self, samples: usize) -> Result<Vec<plan::Row>> {
         let shapes = self.model.block_shapes(self.manifest.input_shape)?;
+        let blocks: Vec<_> = self
+            .blocks
+            .iter()
+            .map(|&b| (&self.model.blocks[b], shapes[b].input))
+            .collect();
+        Ok(plan::plan(
+            &blocks,
+            &self.kinds,
+            &self.variants,
+            &self.policy(samples),
+        ))
+    }
+
+    /// How records choose their method: the budget less both copies of the
+    /// weights (float32 and float64), shared by the samples in flight.
+    fn policy(&self, samples: usize) -> plan::Policy {
         let parallel = self.pool.current_num_threads().clamp(1, samples.max(1)) as u64;
         let weights = 12 * self.model.parameter_count() as u64;
-        for &b in &self.blocks {
-            let (block, input) = (&self.model.blocks[b], shapes[b].input);
-            for &kind in &self.kinds {
-                for &variant in &self.variants {
-                    let peak = memory::record_peak(block, kind, variant, input);
-                    budget.check(weights + parallel * peak, || {
-                        let at_once = if parallel > 1 {
-                            format!(" with {parallel} samples in parallel (--threads 1 analyses one at a time)")
-                        } else {
-                            String::new()
-                        };
-                        format!(
-                            "block {} ({kind} Jacobian, {variant} spectrum, input {}x{}x{}){at_once}",
-                            block.name, input[0], input[1], input[2]
-                        )
-                    })?;
-                }
-            }
+        plan::Policy {
+            solver: self.solver,
+            record_bytes: self
+                .budget
+                .map(|b| b.limit.saturating_sub(weights) / parallel),
+            dense_seconds: self.dense_seconds,
         }
-        Ok(())
     }
 
     /// The paper-compatible variant cuts the Jacobian into H_in x W_in slices
@@ -218,6 +226,7 @@ impl Job<'_> {
             .collect()
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn analyse_sample(
         &self,
         dir: &Path,
@@ -225,6 +234,7 @@ impl Job<'_> {
         inputs: &Inputs<'_>,
         sample: usize,
         solver: Par,
+        policy: &plan::Policy,
         progress: &dyn Progress,
     ) -> Result<usize> {
         let probe = probe(self.model, inputs, sample)?;
@@ -241,7 +251,10 @@ impl Job<'_> {
                     .map(|&(kind, variant)| {
                         let m = match &probe.overflow {
                             Some(reason) => Measurement::failed(&lin, reason.clone()),
-                            None => measure::measure(&lin, kind, variant, solver)?,
+                            None => {
+                                let method = method(&lin, kind, variant, policy)?;
+                                measure::measure(&lin, kind, variant, solver, method)?
+                            }
                         };
                         self.record(dir, m, &lin, &probe, b, kind, variant)
                     })
@@ -298,4 +311,22 @@ impl Job<'_> {
             ..m.metrics
         })
     }
+}
+
+/// The method of one record: paper-compatible records are dense; exact ones
+/// follow `policy` at their actual reduced size.
+fn method(
+    lin: &Linearization<'_>,
+    kind: JacobianKind,
+    variant: SpectrumVariant,
+    policy: &plan::Policy,
+) -> Result<Method> {
+    if variant == SpectrumVariant::PaperCompat {
+        return Ok(Method::Dense);
+    }
+    let s = match lin.is_square() {
+        true => Form::of(lin, kind)?.size() as u64,
+        false => 0,
+    };
+    Ok(policy.method(lin.block, kind, lin.in_shape, s))
 }

@@ -10,11 +10,12 @@
 //!   layer) < min(n_out, n_in), else from a dense SVD.
 //! - Paper-compatible variant: the H_in x W_in slice spectrum of the
 //!   unflattened Jacobian.
+//! - [`Method::Krylov`]: the matrix-free extremes of [`matrix_free`] instead.
 
 use std::time::Instant;
 
 use num_complex::Complex64;
-use stiffness_records::{Record, SpectrumVariant};
+use stiffness_records::{Method, Record, SpectrumVariant};
 use stiffness_spectrum::{
     paper_compatible, sigma_max_lanczos, sym_part_extremes_dense, sym_part_extremes_lanczos,
     LanczosOptions, Par, SingularSummary, Spectrum,
@@ -22,6 +23,7 @@ use stiffness_spectrum::{
 
 use crate::analysis::jacobian::{mostly_dense, FootprintJacobian};
 use crate::analysis::linearize::Linearization;
+use crate::analysis::matrix_free;
 use crate::analysis::metrics::{soderlind, EigenMetrics};
 use crate::analysis::reduce::exact_spectrum;
 use crate::error::{Error, Result};
@@ -70,20 +72,30 @@ impl Measurement {
     }
 }
 
-/// Measure one (block, kind, variant). A non-finite Jacobian (an overflow in
-/// a JVP) gives a [`Measurement::failed`] with the reason, never metrics.
-/// The dense eigen-solve of the exact variant uses `solver` threads.
+/// Measure one (block, kind, variant) by `method` (the exact variant; the
+/// paper-compatible one is always dense). A non-finite Jacobian (an
+/// overflow in a JVP) gives a [`Measurement::failed`] with the reason,
+/// never metrics. The dense eigen-solve of the exact variant, and the
+/// matrix-free solver's vector products, use `solver` threads.
 pub fn measure(
     lin: &Linearization<'_>,
     kind: JacobianKind,
     variant: SpectrumVariant,
     solver: Par,
+    method: Method,
 ) -> Result<Measurement> {
     let start = Instant::now();
-    let measured = match variant {
-        SpectrumVariant::PaperCompat => paper(lin, kind).map(Measurement::of),
-        SpectrumVariant::Exact if lin.is_square() => eigen(lin, kind, solver),
-        SpectrumVariant::Exact => singular(lin, kind).map(Measurement::of),
+    let measured = match (variant, method) {
+        (SpectrumVariant::PaperCompat, _) => paper(lin, kind).map(Measurement::of),
+        (SpectrumVariant::Exact, Method::Dense) if lin.is_square() => eigen(lin, kind, solver),
+        (SpectrumVariant::Exact, Method::Dense) => singular(lin, kind).map(Measurement::of),
+        (SpectrumVariant::Exact, Method::Krylov) if lin.is_square() => {
+            matrix_free::eigen(lin, kind, solver, base(lin)).map(Measurement::of)
+        }
+        (SpectrumVariant::Exact, Method::Krylov) => {
+            matrix_free::singular(lin, kind, rank_bound(lin, kind)?, solver, base(lin))
+                .map(Measurement::of)
+        }
     };
     let mut m = match measured {
         Err(Error::NonFinite(reason)) => Measurement::failed(lin, reason),
@@ -119,6 +131,7 @@ fn eigen(lin: &Linearization<'_>, kind: JacobianKind, solver: Par) -> Result<Mea
         spectral_radius: Some(e.spectral_radius),
         soderlind: sym.map(|(lo, hi)| soderlind(lo, hi)),
         euler_unstable_share: e.euler_unstable_share,
+        euler_amplification: e.euler_amplification,
         relative_step: Some(lin.relative_step()?),
         ..base(lin)
     };
@@ -163,35 +176,57 @@ fn symmetric_extremes(jac: &FootprintJacobian) -> Result<Option<(f64, f64)>> {
     Ok(ext.map(|e| (e.mu_min, e.mu_max)))
 }
 
+/// A bound on rank J: the active outputs (block kind) or the active units
+/// of the narrowest inner layer (residual kind).
+fn rank_bound(lin: &Linearization<'_>, kind: JacobianKind) -> Result<usize> {
+    Ok(match kind {
+        JacobianKind::Block => lin.active_outputs()?.len(),
+        JacobianKind::Residual => lin.active_inner()?.iter().map(Vec::len).min().unwrap_or(0),
+    })
+}
+
+/// sigma_max by Lanczos on J^T J (a dense SVD when Lanczos fails on a small
+/// block); sigma_min = 0 when the rank bound proves it, from a dense SVD
+/// when the block is small enough for one, else not computed (null, with
+/// the reason).
 fn singular(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Record> {
     let jac = lin.jacobian(kind)?;
     let (rows, cols) = (jac.n_rows(), jac.n_cols());
-    let inner_min = lin.active_inner()?.iter().map(Vec::len).min().unwrap_or(0);
-    let rank_bound = match kind {
-        JacobianKind::Block => lin.active_outputs()?.len(),
-        JacobianKind::Residual => inner_min,
-    };
-    let summary = if rank_bound < rows.min(cols) {
-        let matvec = |x: &[f64], y: &mut [f64]| jac.matvec(x, y);
-        let rmatvec = |y: &[f64], x: &mut [f64]| jac.rmatvec(y, x);
-        let sigma_max = sigma_max_lanczos(rows, cols, &matvec, &rmatvec, &lanczos_options(400))
-            .or_else(|_| dense_summary(&jac, Some(rank_bound)).map(|s| s.sigma_max))?;
-        SingularSummary {
-            sigma_max,
-            sigma_min: 0.0,
-            sigma_ratio: sigma_max / 0.0,
-        }
-    } else if rows * cols <= DENSE_SVD_LIMIT {
-        dense_summary(&jac, Some(rank_bound))?
-    } else {
-        SingularSummary::from_values(&[], None)
-    };
-    Ok(Record {
+    let rank_bound = rank_bound(lin, kind)?;
+    let small = rows * cols <= DENSE_SVD_LIMIT;
+    let rank_deficient = rank_bound < rows.min(cols);
+    let record = |sigma_max: Option<f64>, sigma_min: Option<f64>, note: Option<&str>| Record {
         n_active: Some(rank_bound),
-        sigma_max: Some(summary.sigma_max),
-        sigma_min: Some(summary.sigma_min),
-        sigma_ratio: Some(summary.sigma_ratio),
+        sigma_max,
+        sigma_min,
+        sigma_ratio: sigma_max.zip(sigma_min).map(|(a, b)| a / b),
+        not_computed: note.map(str::to_string),
         ..base(lin)
+    };
+    if small && !rank_deficient {
+        let s = dense_summary(&jac, Some(rank_bound))?;
+        return Ok(record(Some(s.sigma_max), Some(s.sigma_min), None));
+    }
+    let matvec = |x: &[f64], y: &mut [f64]| jac.matvec(x, y);
+    let rmatvec = |y: &[f64], x: &mut [f64]| jac.rmatvec(y, x);
+    let sigma_max = match sigma_max_lanczos(rows, cols, &matvec, &rmatvec, &lanczos_options(400)) {
+        Ok(s) => Some(s),
+        Err(_) if small => Some(dense_summary(&jac, Some(rank_bound))?.sigma_max),
+        Err(_) => sigma_max_lanczos(rows, cols, &matvec, &rmatvec, &lanczos_options(2000)).ok(),
+    };
+    let max_note = sigma_max
+        .is_none()
+        .then_some("sigma_max: Lanczos did not converge in 2000 iterations");
+    Ok(match rank_deficient {
+        true => record(sigma_max, Some(0.0), max_note),
+        false => record(
+            sigma_max,
+            None,
+            Some(max_note.unwrap_or(
+                "sigma_min, sigma_ratio: the rank bound does not prove sigma_min = 0 and the \
+                 block is too large for a dense SVD",
+            )),
+        ),
     })
 }
 

@@ -25,6 +25,7 @@
 //! in parallel each hold one.
 
 use crate::analysis::jacobian::MAX_BATCH as JVP_BATCH;
+use crate::analysis::matrix_free::KRYLOV_DIM;
 use crate::error::{Error, Result};
 use crate::model::{JacobianKind, ResidualBlock, Shortcut};
 use stiffness_records::SpectrumVariant;
@@ -55,25 +56,6 @@ impl Budget {
             limit,
             explicit: false,
         }))
-    }
-
-    /// Error unless `bytes` fit; `what` says what needs them.
-    pub fn check(&self, bytes: u64, what: impl FnOnce() -> String) -> Result<()> {
-        if bytes <= self.limit {
-            return Ok(());
-        }
-        let limit = if self.explicit {
-            format!("--max-memory {}", gib(self.limit))
-        } else {
-            format!("the {} this machine has available", gib(self.limit))
-        };
-        Err(Error::Memory(format!(
-            "{} needs up to {} (an upper bound), more than {limit}. Leave this block out \
-             (--blocks), or raise --max-memory if you know the machine has the memory; blocks \
-             this large need the matrix-free (Krylov) path, which is planned",
-            what(),
-            gib(bytes)
-        )))
     }
 }
 
@@ -157,12 +139,37 @@ pub fn solved_size_bound(block: &ResidualBlock, kind: JacobianKind, input: [usiz
     }
 }
 
-/// The peak bytes of one record of (`block` at `input`, `kind`, `variant`).
+/// The peak bytes of one dense-path record of (`block` at `input`, `kind`,
+/// `variant`), at the bound of [`solved_size_bound`].
 pub fn record_peak(
     block: &ResidualBlock,
     kind: JacobianKind,
     variant: SpectrumVariant,
     input: [usize; 3],
+) -> u64 {
+    let s = solved_size_bound(block, kind, input);
+    record_peak_at(block, kind, variant, input, s)
+}
+
+/// The peak bytes of one matrix-free record of `block` at `input` (either
+/// kind): the Krylov basis of [`KRYLOV_DIM`] + 1 vectors of length n (the
+/// Söderlind run works on the whole input space; the reduced operator's
+/// space is smaller), the restart's product V Q (up to half the basis), a
+/// few work vectors, and one tangent through every layer.
+pub fn krylov_peak(block: &ResidualBlock, input: [usize; 3]) -> u64 {
+    let n: u64 = input.iter().map(|&d| d as u64).product();
+    let vectors = (KRYLOV_DIM + 1 + KRYLOV_DIM / 2 + 8) as u64;
+    8 * n * vectors + jvp_batch_bytes(block, input).div_ceil(JVP_BATCH as u64)
+}
+
+/// [`record_peak`] for a reduced dense problem of size `s` (known once the
+/// forward pass has given the active units).
+pub fn record_peak_at(
+    block: &ResidualBlock,
+    kind: JacobianKind,
+    variant: SpectrumVariant,
+    input: [usize; 3],
+    s: u64,
 ) -> u64 {
     let out = block.out_shape(input);
     let n_in: u64 = input.iter().map(|&d| d as u64).product();
@@ -182,7 +189,6 @@ pub fn record_peak(
     let phase = match variant {
         SpectrumVariant::PaperCompat => footprint + 4 * n_in * n_out,
         SpectrumVariant::Exact if square => {
-            let s = solved_size_bound(block, kind, input);
             let m = solved_size_bound(block, JacobianKind::Residual, input);
             let factors = 8 * m * (n_in + n_out) + 8 * n_in * n_out;
             let eigen = 4 * 8 * s * s + factors;

@@ -43,6 +43,8 @@ pub struct EigenMetrics {
     pub spectral_radius: f64,
     #[serde(with = "nonfinite::option", default)]
     pub euler_unstable_share: Option<f64>,
+    /// max |1 + lambda|, the largest forward-Euler amplification (residual kind).
+    pub euler_amplification: Option<f64>,
 }
 
 impl EigenMetrics {
@@ -56,6 +58,7 @@ impl EigenMetrics {
         let mut min_re = f64::INFINITY;
         let (mut neg, mut neg_max_abs, mut neg_min_abs) = (0usize, 0.0_f64, f64::INFINITY);
         let mut unstable = 0usize;
+        let mut amplification = 0.0_f64;
         for z in spectrum.iter() {
             max_re = max_re.max(z.re);
             min_re = min_re.min(z.re);
@@ -64,7 +67,9 @@ impl EigenMetrics {
                 neg_max_abs = neg_max_abs.max(-z.re);
                 neg_min_abs = neg_min_abs.min(-z.re);
             }
-            if (z + 1.0).norm() > 1.0 + tol {
+            let step = (z + 1.0).norm();
+            amplification = amplification.max(step);
+            if step > 1.0 + tol {
                 unstable += 1;
             }
         }
@@ -89,6 +94,7 @@ impl EigenMetrics {
             neg_share: share(neg),
             spectral_radius: rho,
             euler_unstable_share: (kind == JacobianKind::Residual).then(|| share(unstable)),
+            euler_amplification: (kind == JacobianKind::Residual && n > 0).then_some(amplification),
         }
     }
 }
@@ -136,8 +142,11 @@ mod tests {
         assert_eq!(m.spectral_radius, 4.0);
         // |1 + lambda| > 1: 2 (3), -4 (3), 1 +- 3i (sqrt 13); not -0.5, not 0.
         assert_eq!(m.euler_unstable_share, Some(4.0 / 8.0));
+        // max |1 + lambda| = |2 + 3i| = sqrt 13.
+        assert_eq!(m.euler_amplification, Some(13f64.sqrt()));
         let block = metrics(&solved, &[(c(0.0, 0.0), 3)], JacobianKind::Block);
         assert_eq!(block.euler_unstable_share, None);
+        assert_eq!(block.euler_amplification, None);
     }
 
     #[test]

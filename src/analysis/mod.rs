@@ -12,8 +12,12 @@
 //!    eigenproblem (METHOD.md section 5);
 //! 7. [`metrics`] and [`measure`]: the stiffness metrics of a spectrum, and
 //!    which solver gives each metric of one (block, kind, variant);
-//! 8. [`job`]: the loop over samples and blocks, appending records to the
-//!    store (`stiffness_records::store`), with [`memory`] checked first.
+//! 8. [`matrix_free`]: the same metrics without any matrix (Krylov-Schur
+//!    on JVPs, with evidence), for blocks no dense solve can hold;
+//! 9. [`plan`] and [`memory`]: before any work, the size, memory and time
+//!    of each (block, kind, variant) and the solver `--solver` picks;
+//! 10. [`job`]: the loop over samples and blocks, appending records to the
+//!     store (`stiffness_records::store`).
 //!
 //! Statistics and the report read the records (crates `stiffness-stats`,
 //! `stiffness-report`).
@@ -22,9 +26,11 @@ pub mod inputs;
 pub mod jacobian;
 pub mod job;
 pub mod linearize;
+pub mod matrix_free;
 pub mod measure;
 pub mod memory;
 pub mod metrics;
+pub mod plan;
 pub mod probe;
 pub mod reduce;
 pub mod settings;

@@ -36,60 +36,107 @@ pub struct Reduction {
     pub solved_size: usize,
 }
 
+/// Which exact reduction applies to a square block's Jacobian (METHOD.md
+/// section 5): the small problem whose eigenvalues, shifted, are the
+/// nonzero part of the spectrum, and the eigenvalues structure gives.
+/// Shared by the dense path ([`exact_spectrum`]) and the matrix-free one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Form {
+    /// eig(J_F) = eig(V U) U {0} x (n - m): V U over the m active units of
+    /// inner ReLU `cut`.
+    Branch { cut: usize, m: usize },
+    /// eig(J_B) = eig(J_B[A, A]) U {0} x (n - a), A the active outputs.
+    ActiveRows { active: Vec<usize> },
+    /// eig(J_B) = 1 + eig(V D_out U) U {0} x (n - a) U {1} x (a - m)
+    /// (identity shortcut, a > m).
+    Shifted { cut: usize, m: usize, a: usize },
+}
+
+impl Form {
+    /// The cheapest exact reduction of `lin`'s Jacobian of `kind`.
+    pub fn of(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Self> {
+        if !lin.is_square() {
+            return Err(Error::Usage(format!(
+                "block {} is not square ({:?} -> {:?}): it has singular values, not eigenvalues",
+                lin.block.name, lin.in_shape, lin.out_shape
+            )));
+        }
+        let (cut, m) = narrowest(&lin.active_inner()?);
+        Ok(match kind {
+            JacobianKind::Residual => Form::Branch { cut, m },
+            JacobianKind::Block => {
+                let active = lin.active_outputs()?;
+                let a = active.len();
+                if a <= m || !matches!(lin.block.shortcut, Shortcut::Identity) {
+                    Form::ActiveRows { active }
+                } else {
+                    Form::Shifted { cut, m, a }
+                }
+            }
+        })
+    }
+
+    /// The size of the small problem.
+    pub fn size(&self) -> usize {
+        match self {
+            Form::Branch { m, .. } | Form::Shifted { m, .. } => *m,
+            Form::ActiveRows { active } => active.len(),
+        }
+    }
+
+    /// Active outputs a (block kind) or active units m of the cut layer.
+    pub fn n_active(&self) -> usize {
+        match self {
+            Form::Branch { m, .. } => *m,
+            Form::ActiveRows { active } => active.len(),
+            Form::Shifted { a, .. } => *a,
+        }
+    }
+
+    /// The shift s: eigenvalues of the small problem plus s are eigenvalues of J.
+    pub fn shift(&self) -> f64 {
+        match self {
+            Form::Shifted { .. } => 1.0,
+            _ => 0.0,
+        }
+    }
+
+    /// The eigenvalues known from structure, with multiplicities (those of
+    /// multiplicity zero left out), for a Jacobian of size n.
+    pub fn exact(&self, n: usize) -> Vec<(Complex64, usize)> {
+        let one = Complex64::new(1.0, 0.0);
+        let values = match self {
+            Form::Branch { m, .. } => vec![(zero(), n - m)],
+            Form::ActiveRows { active } => vec![(zero(), n - active.len())],
+            Form::Shifted { m, a, .. } => vec![(zero(), n - a), (one, a - m)],
+        };
+        values.into_iter().filter(|&(_, count)| count > 0).collect()
+    }
+}
+
 /// The exact spectrum of a square block's Jacobian of `kind`, by the cheapest
-/// exact reduction; the dense eigen-solve runs on `solver` threads.
+/// exact reduction ([`Form`]); the dense eigen-solve runs on `solver` threads.
 pub fn exact_spectrum(
     lin: &Linearization<'_>,
     kind: JacobianKind,
     solver: Par,
 ) -> Result<(Spectrum, Reduction)> {
-    if !lin.is_square() {
-        return Err(Error::Usage(format!(
-            "block {} is not square ({:?} -> {:?}): it has singular values, not eigenvalues",
-            lin.block.name, lin.in_shape, lin.out_shape
-        )));
-    }
+    let form = Form::of(lin, kind)?;
     let n = lin.n();
-    let inner = lin.active_inner()?;
-    let (cut, m) = narrowest(&inner);
-    match kind {
-        JacobianKind::Residual => {
-            let k = reduced_matrix(lin, cut, false, solver)?;
-            let spectrum = solve(&k, 0.0, vec![(zero(), n - m)], solver)?;
-            Ok((
-                spectrum,
-                Reduction {
-                    n,
-                    n_active: m,
-                    solved_size: m,
-                },
-            ))
-        }
-        JacobianKind::Block => {
-            let act = lin.active_outputs()?;
-            let a = act.len();
-            let identity = matches!(lin.block.shortcut, Shortcut::Identity);
-            let spectrum = if a <= m || !identity {
-                let sub = lin
-                    .jacobian(JacobianKind::Block)?
-                    .dense_submatrix(&act, &act);
-                solve(&sub, 0.0, vec![(zero(), n - a)], solver)?
-            } else {
-                let k = reduced_matrix(lin, cut, true, solver)?;
-                let one = Complex64::new(1.0, 0.0);
-                solve(&k, 1.0, vec![(zero(), n - a), (one, a - m)], solver)?
-            };
-            let solved_size = spectrum.solved_size();
-            Ok((
-                spectrum,
-                Reduction {
-                    n,
-                    n_active: a,
-                    solved_size,
-                },
-            ))
-        }
-    }
+    let matrix = match &form {
+        Form::Branch { cut, .. } => reduced_matrix(lin, *cut, false, solver)?,
+        Form::Shifted { cut, .. } => reduced_matrix(lin, *cut, true, solver)?,
+        Form::ActiveRows { active } => lin
+            .jacobian(JacobianKind::Block)?
+            .dense_submatrix(active, active),
+    };
+    let spectrum = solve(&matrix, form.shift(), form.exact(n), solver)?;
+    let reduction = Reduction {
+        n,
+        n_active: form.n_active(),
+        solved_size: spectrum.solved_size(),
+    };
+    Ok((spectrum, reduction))
 }
 
 /// The spectrum of the full n x n Jacobian, without reductions (for tests and benchmarks).
@@ -100,7 +147,7 @@ pub fn dense_spectrum(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Spe
 }
 
 /// The inner ReLU layer with the fewest active units: (index, m).
-fn narrowest(inner: &[Vec<usize>]) -> (usize, usize) {
+pub(crate) fn narrowest(inner: &[Vec<usize>]) -> (usize, usize) {
     inner
         .iter()
         .enumerate()
@@ -203,7 +250,6 @@ fn solve(
     exact: Vec<(Complex64, usize)>,
     solver: Par,
 ) -> Result<Spectrum> {
-    let exact = exact.into_iter().filter(|&(_, count)| count > 0).collect();
     if matrix.nrows() == 0 {
         return Ok(Spectrum::new(Vec::new(), exact));
     }

@@ -16,6 +16,7 @@ use stiffness_records::{store, Manifest, Shard, SpectrumVariant, EVAL_JSON};
 use crate::analysis::inputs::{read_input_tensors, select_blocks, BlockFilter, Inputs};
 use crate::analysis::job::{thread_pool, Job, Progress};
 use crate::analysis::memory::Budget;
+use crate::analysis::plan::{self, Solver};
 use crate::error::{Error, Result};
 use crate::model::{self, JacobianKind, ResNet};
 use crate::{eval, sampling};
@@ -64,6 +65,10 @@ pub struct Settings {
     pub evaluate: bool,
     /// `--max-memory`, e.g. "12G" (default: what the machine has available).
     pub max_memory: Option<String>,
+    /// `--solver`: dense, matrix-free (krylov), or auto per record.
+    pub solver: Solver,
+    /// `--dense-seconds`: the longest estimated dense solve `auto` accepts.
+    pub dense_seconds: f64,
 }
 
 /// Run the analysis of `settings` into the record directory `out`
@@ -75,6 +80,32 @@ pub fn analyze(
     resume: bool,
     progress: &dyn Progress,
 ) -> Result<usize> {
+    with_job(settings, |job, inputs| {
+        let prepared = job.prepare(inputs)?;
+        let first_shard = settings.shard.is_none_or(|s| s.index == 0);
+        if let (Inputs::Data { data, .. }, true) = (inputs, settings.evaluate && first_shard) {
+            job.pool.install(|| {
+                evaluate_once(out, job.model, data, &|done| {
+                    progress.evaluated(done, data.len())
+                })
+            })?;
+        }
+        job.run(out, inputs, &prepared, resume, progress)
+    })
+}
+
+/// The plan of the analysis of `settings` (`analyze --dry-run`): loads the
+/// model and lists the inputs, computes nothing and writes nothing.
+pub fn plan(settings: &Settings) -> Result<Vec<plan::Row>> {
+    with_job(settings, |job, inputs| job.plan(inputs.sample_ids()?.len()))
+}
+
+/// Load the model (float32 and float64), open the inputs, draw this shard's
+/// samples and select the blocks; then `f` with the job and its inputs.
+fn with_job<R>(
+    settings: &Settings,
+    f: impl FnOnce(&Job<'_>, &Inputs<'_>) -> Result<R>,
+) -> Result<R> {
     let loaded = model::load(&settings.model, settings.arch.as_deref(), DType::F32)?;
     let net64 = model::load(&settings.model, settings.arch.as_deref(), DType::F64)?.model;
     let net = &loaded.model;
@@ -111,16 +142,11 @@ pub fn analyze(
         save_eigenvalues: settings.save_eigenvalues,
         class_names,
         budget: Budget::new(settings.max_memory.as_deref())?,
+        solver: settings.solver,
+        dense_seconds: settings.dense_seconds,
         pool: thread_pool(settings.threads)?,
     };
-    let prepared = job.prepare(&inputs)?;
-    let first_shard = settings.shard.is_none_or(|s| s.index == 0);
-    if let (Inputs::Data { data, .. }, true) = (&inputs, settings.evaluate && first_shard) {
-        job.pool.install(|| {
-            evaluate_once(out, net, data, &|done| progress.evaluated(done, data.len()))
-        })?;
-    }
-    job.run(out, &inputs, &prepared, resume, progress)
+    f(&job, &inputs)
 }
 
 /// The manifest of the run: everything needed to reproduce it, with the
@@ -166,6 +192,9 @@ fn manifest(
             ("resize", serde_json::json!(options.resize)),
             ("crop", serde_json::json!(options.crop)),
             ("channels", serde_json::json!(options.channels)),
+            ("classes", serde_json::json!(options.classes)),
+            ("solver", serde_json::json!(settings.solver.to_string())),
+            ("dense_seconds", serde_json::json!(settings.dense_seconds)),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

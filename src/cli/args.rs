@@ -100,6 +100,10 @@ pub struct TrainArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Classes to train on: all, N (the first N), or FILE (one class name per
+    /// line); `--classes 200` is the standard Tiny-ImageNet.
+    #[arg(long, default_value = "all")]
+    pub classes: String,
 }
 
 #[derive(Args)]
@@ -164,6 +168,14 @@ pub struct DataArgs {
     /// Replicate a greyscale channel to this many channels.
     #[arg(long)]
     pub channels: Option<usize>,
+    /// Classes to read: all; N (the first N classes of the data set's class
+    /// list: Tiny-ImageNet's wnids.txt, sorted folder names, CIFAR's label
+    /// order); or FILE, one class (id such as a wnid or folder name, or class
+    /// name) per line, labels in the file's order. Images of other classes
+    /// are left out, labels renumbered 0..K-1. `--classes 200` gives standard
+    /// Tiny-ImageNet from a copy whose wnids.txt lists extra classes.
+    #[arg(long, default_value = "all")]
+    pub classes: String,
 }
 
 #[derive(Args)]
@@ -255,6 +267,20 @@ pub struct AnalyzeArgs {
     /// could need more (an upper bound from the block shapes).
     #[arg(long)]
     pub max_memory: Option<String>,
+    /// Eigen-solver: dense (the reduced dense problem: every eigenvalue),
+    /// krylov (matrix-free extremes with their residuals; neg_share and
+    /// n_zero are then null), or auto (dense when it fits --max-memory and
+    /// --dense-seconds, else krylov, decided per record).
+    #[arg(long, default_value = "auto")]
+    pub solver: String,
+    /// With --solver auto: the longest estimated dense eigen-solve of one
+    /// record, in seconds, before the matrix-free path is used instead.
+    #[arg(long, default_value_t = resnet_stiffness::analysis::plan::DEFAULT_DENSE_SECONDS)]
+    pub dense_seconds: f64,
+    /// Print the plan (every block and kind: reduced size, memory, time
+    /// estimate, solver) and stop: nothing is computed or written.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Args)]
@@ -307,6 +333,7 @@ impl From<&DataArgs> for DataOptions {
             resize: o.resize,
             crop: o.crop,
             channels: o.channels,
+            classes: o.classes.clone(),
         }
     }
 }
@@ -353,6 +380,15 @@ impl AnalyzeArgs {
             save_eigenvalues: self.save_eigenvalues,
             evaluate: !self.no_eval,
             max_memory: self.max_memory.clone(),
+            solver: self.solver.parse()?,
+            dense_seconds: match self.dense_seconds {
+                s if s.is_finite() && s >= 0.0 => s,
+                s => {
+                    return Err(Error::Usage(format!(
+                        "--dense-seconds {s}: expected a number of seconds, at least 0"
+                    )))
+                }
+            },
         })
     }
 }
@@ -397,6 +433,7 @@ impl TrainArgs {
             limit: self.limit,
             in_channels: self.in_channels,
             threads: self.threads,
+            classes: self.classes,
         })
     }
 }

@@ -50,7 +50,7 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         "{:<10} {:>14} {:>14} {:>8} {:>7}",
         "block", "input", "output", "n", "square"
     );
-    for b in blocks {
+    for b in &blocks {
         let fmt = |s: [usize; 3]| format!("{}x{}x{}", s[0], s[1], s[2]);
         println!(
             "{:<10} {:>14} {:>14} {:>8} {:>7}",
@@ -61,6 +61,28 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
             if b.square { "yes" } else { "no" }
         );
     }
+    println!(
+        "\nplan of `analyze --solver auto` at this input size (exact spectrum, one sample \
+         at a time, the memory this machine has available):"
+    );
+    let policy = analysis::plan::Policy {
+        solver: analysis::plan::Solver::Auto,
+        record_bytes: analysis::memory::Budget::new(None)?.map(|b| b.limit),
+        dense_seconds: analysis::plan::DEFAULT_DENSE_SECONDS,
+    };
+    let with_inputs: Vec<_> = net
+        .blocks
+        .iter()
+        .zip(&blocks)
+        .map(|(b, s)| (b, s.input))
+        .collect();
+    let rows = analysis::plan::plan(
+        &with_inputs,
+        &model::JacobianKind::ALL,
+        &[SpectrumVariant::Exact],
+        &policy,
+    );
+    print!("{}", analysis::plan::render(&rows));
     Ok(())
 }
 
@@ -223,6 +245,13 @@ pub fn train(a: TrainArgs) -> Result<()> {
 /// Analyse into `--out`; with `--json` and `--input-npy`, print the records.
 pub fn analyze(a: AnalyzeArgs) -> Result<()> {
     let settings = a.settings()?;
+    if a.dry_run {
+        print!(
+            "{}",
+            analysis::plan::render(&analysis::settings::plan(&settings)?)
+        );
+        return Ok(());
+    }
     let written = run_analysis(&settings, &a.out, a.resume)?;
     if a.json && a.input_npy.is_some() {
         for r in stiffness_records::read_records(&a.out)? {
@@ -299,6 +328,8 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         save_eigenvalues: true,
         evaluate: true,
         max_memory: None,
+        solver: analysis::plan::Solver::Auto,
+        dense_seconds: analysis::plan::DEFAULT_DENSE_SECONDS,
     };
     // A second run continues (or, when finished, simply re-reports) the first.
     let written = run_analysis(&settings, &records, true)?;

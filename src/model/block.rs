@@ -15,6 +15,11 @@
 //! J_S is the identity, the option-A subsample-and-pad map (already linear),
 //! or the linear part of the projection shortcut `bn(conv1x1(.))` (conv
 //! only in pre-activation blocks).
+//!
+//! The adjoints (vector-Jacobian products), with J_F' the branch after the
+//! tap (J_F = J_F' P) and r = D_out q:
+//! - whole block: J_B^T q = P^T (J_F'^T r + J_S^T r)
+//! - residual branch: J_F^T q
 
 use candle_core::{DType, Device, Tensor};
 
@@ -73,6 +78,41 @@ impl Shortcut {
         }
     }
 
+    /// The adjoint J_S^T y of [`Self::linear_part`], for a batch y shaped
+    /// like the shortcut's output; `in_shape` = (C, H, W) is the shape of the
+    /// shortcut's input, which the result has (B, C, H, W).
+    /// - identity: y;
+    /// - option A (J_S = zero-pad channels o subsample): drop the `pad`
+    ///   channels on either side and scatter the rest onto the even
+    ///   positions (2i, 2j) of a zero (C, H, W) map;
+    /// - projection (J_S = diag(scale) o W): the conv's transposed
+    ///   convolution of scale * y ([`Conv2d::linear_adjoint`]).
+    pub fn linear_adjoint(&self, y: &Tensor, in_shape: [usize; 3]) -> Result<Tensor> {
+        let [c, h, w] = in_shape;
+        match self {
+            Shortcut::Identity => Ok(y.clone()),
+            Shortcut::OptionA { pad } => {
+                let kept = y.narrow(1, *pad, c)?;
+                let (_, _, oh, ow) = kept.dims4()?;
+                if [oh, ow] != [h.div_ceil(2), w.div_ceil(2)] {
+                    return Err(candle_core::Error::Msg(format!(
+                        "option-A adjoint: cotangent {:?} does not fit input {in_shape:?}",
+                        y.dims()
+                    ))
+                    .into());
+                }
+                scatter_even(&kept, [h, w])
+            }
+            Shortcut::Projection { conv, norm } => {
+                let y = match norm {
+                    Some(n) => n.linear_adjoint(y)?,
+                    None => y.clone(),
+                };
+                conv.linear_adjoint(&y, [h, w])
+            }
+        }
+    }
+
     /// Output positions along one axis that input position interval `iv` reaches.
     fn footprint(&self, iv: Interval, out_len: usize) -> Interval {
         match self {
@@ -91,6 +131,17 @@ impl Shortcut {
             other => other.clone(),
         })
     }
+}
+
+/// The adjoint of `x[:, :, ::2, ::2]` for x of spatial size `hw`: `t`
+/// (B, C, ceil(H/2), ceil(W/2)) placed on the even positions of a zero
+/// (B, C, H, W) tensor (a zero after every element along W, then after
+/// every row along H, cut to H x W).
+fn scatter_even(t: &Tensor, [h, w]: [usize; 2]) -> Result<Tensor> {
+    let (b, c, oh, ow) = t.dims4()?;
+    let rows = Tensor::stack(&[t, &t.zeros_like()?], 4)?.reshape((b, c, oh, 2 * ow))?;
+    let x = Tensor::stack(&[&rows, &rows.zeros_like()?], 3)?.reshape((b, c, 2 * oh, 2 * ow))?;
+    Ok(x.narrow(2, 0, h)?.narrow(3, 0, w)?)
 }
 
 /// Everything the linearisation of a block at x needs, recorded by
@@ -187,6 +238,60 @@ impl ResidualBlock {
         }
     }
 
+    /// J^T q for a batch of cotangents q (B, C_out, H_out, W_out) -> (B,
+    /// C_in, H_in, W_in), the adjoint of [`Self::jvp`] at the same trace:
+    /// J_B^T q = P^T (J_F'^T r + J_S^T r) with r = D_out q, or J_F^T q for
+    /// the residual kind. `in_shape` = (C_in, H_in, W_in) is the block's
+    /// input shape (it must be the trace's); the spatial sizes inside follow
+    /// from it, as stride-2 layers need them to invert PyTorch's floor rule.
+    pub fn vjp(
+        &self,
+        trace: &BlockTrace,
+        kind: JacobianKind,
+        cotangents: &Tensor,
+        in_shape: [usize; 3],
+    ) -> Result<Tensor> {
+        let traced = trace.input.dims();
+        if traced[1..] != in_shape {
+            return Err(candle_core::Error::Msg(format!(
+                "block {} adjoint: input shape {in_shape:?} is not the traced input's {traced:?}",
+                self.name
+            ))
+            .into());
+        }
+        let (tap, end) = (self.shortcut_tap, self.branch.layers.len());
+        let hw = [in_shape[1], in_shape[2]];
+        match kind {
+            JacobianKind::Residual => self.branch.vjp(&trace.branch, cotangents, hw),
+            JacobianKind::Block => {
+                let r = if self.output_relu {
+                    cotangents.broadcast_mul(&trace.out_mask)?
+                } else {
+                    cotangents.clone()
+                };
+                let tapped_shape = self.tapped_shape(in_shape);
+                let via_branch = self.branch.vjp_range(&trace.branch, tap..end, &r, hw)?;
+                let via_shortcut = self.shortcut.linear_adjoint(&r, tapped_shape)?;
+                let sum = (via_branch + via_shortcut)?;
+                self.branch.vjp_range(&trace.branch, 0..tap, &sum, hw)
+            }
+        }
+    }
+
+    /// Shape (C, H, W) of what the shortcut reads (after the first
+    /// `shortcut_tap` branch layers) for block input shape `input`.
+    fn tapped_shape(&self, input: [usize; 3]) -> [usize; 3] {
+        if self.shortcut_tap == 0 {
+            return input;
+        }
+        let last = self.shortcut_tap - 1;
+        [
+            self.branch.channels_after(input[0])[last],
+            self.branch.lens_after(input[1])[last],
+            self.branch.lens_after(input[2])[last],
+        ]
+    }
+
     /// Output shape (C, H, W) for input shape (C, H, W).
     pub fn out_shape(&self, input: [usize; 3]) -> [usize; 3] {
         let channels = *self
@@ -248,5 +353,124 @@ impl BlockTrace {
             },
             out_mask: self.out_mask.to_dtype(dtype)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::random::{
+        basic, bottleneck, grouped_bottleneck, preact, projection, Masks, Rng,
+    };
+
+    fn dot(a: &Tensor, b: &Tensor) -> f64 {
+        (a * b).unwrap().sum_all().unwrap().to_scalar().unwrap()
+    }
+
+    fn norm(a: &Tensor) -> f64 {
+        dot(a, a).sqrt()
+    }
+
+    /// (block, input shape): every family and shortcut, on odd inputs with
+    /// stride 2 (7x7 and 5x5: the output padding of the transposed
+    /// convolutions differs from 6x6), non-square ones, and 1 x 1 maps
+    /// (the centre-tap case).
+    fn blocks(rng: &mut Rng, masks: Masks) -> Vec<(ResidualBlock, [usize; 3])> {
+        let option_a = Shortcut::OptionA { pad: 2 };
+        let mut out = Vec::new();
+        for hw in [[7, 7], [5, 5], [6, 6], [7, 6], [1, 1]] {
+            let [h, w] = hw;
+            let proj = projection(rng, 6, 3, 2);
+            let proj_bottleneck = projection(rng, 8, 4, 2);
+            let proj_grouped = projection(rng, 16, 8, 2);
+            out.extend([
+                (basic(rng, 3, 3, 1, Shortcut::Identity, masks), [3, h, w]),
+                (basic(rng, 2, 6, 2, option_a.clone(), masks), [2, h, w]),
+                (basic(rng, 3, 6, 2, proj, masks), [3, h, w]),
+                (
+                    bottleneck(rng, 8, 2, 1, Shortcut::Identity, masks),
+                    [8, h, w],
+                ),
+                (bottleneck(rng, 4, 2, 2, proj_bottleneck, masks), [4, h, w]),
+                (
+                    grouped_bottleneck(rng, 8, 4, 2, 2, proj_grouped, masks),
+                    [8, h, w],
+                ),
+                (preact(rng, 3, 5, 2, true, masks), [3, h, w]),
+                (preact(rng, 4, 4, 1, false, masks), [4, h, w]),
+            ]);
+        }
+        out
+    }
+
+    /// <q, J p> = <J^T q, p> to 1e-12 (relative to |q| |J p|) in float64,
+    /// both kinds, random masks and all units on.
+    #[test]
+    fn block_vjp_is_the_adjoint_of_the_jvp() {
+        let mut rng = Rng(5);
+        for masks in [Masks::Random, Masks::AllOn] {
+            for (block, shape) in blocks(&mut rng, masks) {
+                let x = rng.tensor(&[1, shape[0], shape[1], shape[2]], 1.0);
+                let trace = block.trace(&x).unwrap();
+                let p = rng.tensor(x.dims(), 1.0);
+                let out = block.out_shape(shape);
+                let q = rng.tensor(&[1, out[0], out[1], out[2]], 1.0);
+                for kind in [JacobianKind::Block, JacobianKind::Residual] {
+                    let jp = block.jvp(&trace, kind, &p).unwrap();
+                    let jtq = block.vjp(&trace, kind, &q, shape).unwrap();
+                    assert_eq!(jtq.dims(), x.dims(), "{} {shape:?}", block.name);
+                    let (lhs, rhs) = (dot(&q, &jp), dot(&jtq, &p));
+                    assert!(
+                        (lhs - rhs).abs() <= 1e-12 * norm(&q) * norm(&jp),
+                        "{} {shape:?} {kind:?}: {lhs} vs {rhs}",
+                        block.name
+                    );
+                }
+            }
+        }
+    }
+
+    /// A batch of three cotangents gives the three single products.
+    #[test]
+    fn block_vjp_of_a_batch_is_the_batch_of_vjps() {
+        let mut rng = Rng(9);
+        for (block, shape) in blocks(&mut rng, Masks::Random) {
+            let x = rng.tensor(&[1, shape[0], shape[1], shape[2]], 1.0);
+            let trace = block.trace(&x).unwrap();
+            let out = block.out_shape(shape);
+            let q = rng.tensor(&[3, out[0], out[1], out[2]], 1.0);
+            for kind in [JacobianKind::Block, JacobianKind::Residual] {
+                let batch = block.vjp(&trace, kind, &q, shape).unwrap();
+                assert_eq!(batch.dims(), &[3, shape[0], shape[1], shape[2]]);
+                for i in 0..3 {
+                    let single = block
+                        .vjp(&trace, kind, &q.narrow(0, i, 1).unwrap(), shape)
+                        .unwrap();
+                    let diff = (batch.narrow(0, i, 1).unwrap() - &single).unwrap();
+                    assert!(
+                        norm(&diff) <= 1e-14 * norm(&single).max(1e-300),
+                        "{} {shape:?} {kind:?} item {i}",
+                        block.name
+                    );
+                }
+            }
+        }
+    }
+
+    /// The input shape must be the traced input's.
+    #[test]
+    fn block_vjp_refuses_another_input_shape() {
+        let mut rng = Rng(2);
+        let proj = projection(&mut rng, 6, 3, 2);
+        let block = basic(&mut rng, 3, 6, 2, proj, Masks::Random);
+        let x = rng.tensor(&[1, 3, 7, 7], 1.0);
+        let trace = block.trace(&x).unwrap();
+        let q = rng.tensor(&[1, 6, 4, 4], 1.0);
+        assert!(block
+            .vjp(&trace, JacobianKind::Block, &q, [3, 7, 7])
+            .is_ok());
+        assert!(block
+            .vjp(&trace, JacobianKind::Block, &q, [3, 8, 8])
+            .is_err());
     }
 }

@@ -8,6 +8,10 @@
 //! part: a convolution without bias, a batch norm reduced to its per-channel
 //! scale, and a ReLU replaced by multiplication with its recorded mask.
 //! Because both passes walk the same `Vec<Layer>`, they cannot drift apart.
+//! The adjoint (vector-Jacobian products J^T q, for matrix-free solvers)
+//! walks the same chain in reverse, each layer's `linear_adjoint` beside its
+//! `linear_part`: a transposed convolution, the same per-channel scale, the
+//! same mask.
 
 use candle_core::{DType, Device, Tensor};
 
@@ -69,6 +73,56 @@ impl Conv2d {
         Ok(t.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?)
     }
 
+    /// The adjoint W^T y of [`Self::linear_part`]: the transposed convolution
+    /// with the same weights, mapping a batch (B, C_out, H_out, W_out) back to
+    /// (B, C_in, H_in, W_in) with `in_hw = [H_in, W_in]` the size of the
+    /// convolution's input. The input size must be given because PyTorch's
+    /// floor rule maps several input lengths to one output length (for
+    /// stride 2, 2m - 1 and 2m): a transposed convolution needs an output
+    /// padding to reach it, and the trailing input positions that no window
+    /// reads get zero.
+    ///
+    /// The forward pass is the GEMM Y = W cols(X) of im2col: W is the
+    /// (C_out, C_in k^2) matrix of the kernel (per group), and cols(X) has
+    /// one row per (input channel, tap (a, b)) and one column per output
+    /// position (i, j), holding X[c, s i + a - p, s j + b - p] (0 in the
+    /// padding). Its adjoint is X = cols^T(W^T Y): one GEMM with the
+    /// transposed kernel (read in place, no copy), then col2im, which
+    /// scatter-adds every entry of W^T Y onto the input pixel that entry of
+    /// cols(X) was gathered from and drops the padding taps. Groups are g
+    /// independent GEMMs (one batched call). A 1x1 stride-1 convolution
+    /// needs no col2im: its adjoint is W^T Y itself.
+    ///
+    /// On a 1 x 1 map the forward pass's centre-tap case is mirrored: the
+    /// adjoint is the 1 x 1 convolution with the transposed centre weights.
+    ///
+    /// Speed (batch 1, float32, 2 cores, ResNet sizes; `conv_adjoint_timings`
+    /// in `tests/adjoint.rs`): 3-7x faster than candle's `conv_transpose2d`
+    /// (a direct loop without groups), 2-15x faster than zero insertion
+    /// (dilating Y by the stride) followed by `conv2d` with the flipped
+    /// kernel, 1.1-2.7x faster than splitting that by output phase into
+    /// stride-1 `conv2d` calls, 8-70x faster than candle's reverse mode, and
+    /// as fast as or faster than the forward `conv2d` (which copies the
+    /// kernel and im2cols on every call).
+    pub fn linear_adjoint(&self, y: &Tensor, in_hw: [usize; 2]) -> Result<Tensor> {
+        let (b, c_out, oh, ow) = y.dims4()?;
+        let out_hw = [self.out_len(in_hw[0]), self.out_len(in_hw[1])];
+        if c_out != self.out_channels() || [oh, ow] != out_hw {
+            return Err(candle_core::Error::Msg(format!(
+                "conv adjoint: cotangent ({b}, {c_out}, {oh}, {ow}) does not fit a conv with \
+                 {} output channels and output size {out_hw:?} for input size {in_hw:?}",
+                self.out_channels()
+            ))
+            .into());
+        }
+        let (k, p) = (self.kernel_size(), self.padding);
+        if in_hw == [1, 1] && p < k && out_hw == [1, 1] {
+            let centre = self.weight.narrow(2, p, 1)?.narrow(3, p, 1)?;
+            return transposed_conv(&centre, [1, 1, 0], self.groups, y, in_hw);
+        }
+        transposed_conv(&self.weight, [k, self.stride, p], self.groups, y, in_hw)
+    }
+
     /// Output spatial size for input size `len` (PyTorch floor rule).
     pub fn out_len(&self, len: usize) -> usize {
         (len + 2 * self.padding - self.kernel_size()) / self.stride + 1
@@ -85,6 +139,134 @@ impl Conv2d {
             bias: self.bias.as_ref().map(|b| b.to_dtype(dtype)).transpose()?,
             ..*self
         })
+    }
+}
+
+/// W^T y for the kernel `w` (C_out, C_in / g, k, k) of a convolution with
+/// `[k, stride, padding]` and `groups` on inputs of size `in_hw`, as
+/// col2im(W^T Y) (see [`Conv2d::linear_adjoint`]).
+fn transposed_conv(
+    w: &Tensor,
+    [k, s, p]: [usize; 3],
+    groups: usize,
+    y: &Tensor,
+    in_hw: [usize; 2],
+) -> Result<Tensor> {
+    let (b, c_out, oh, ow) = y.dims4()?;
+    let (c_out_g, c_in_g) = (c_out / groups, w.dims()[1]);
+    let c_in = c_in_g * groups;
+    // Per group, W^T is (C_in/g k^2, C_out/g), a transposed view that the GEMM reads column-major.
+    let wt = w
+        .reshape((groups, c_out_g, c_in_g * k * k))?
+        .transpose(1, 2)?;
+    // Per group, Y is (C_out/g, B H_out W_out) (a copy only for B > 1).
+    let ym = y
+        .reshape((b, groups, c_out_g, oh * ow))?
+        .permute((1, 2, 0, 3))?
+        .contiguous()?
+        .reshape((groups, c_out_g, b * oh * ow))?;
+    // (g, C_in/g k^2, B H_out W_out), row (c, a, b) of channel c = g C_in/g + i.
+    let cols = wt.matmul(&ym)?;
+    if k == 1 && s == 1 && p == 0 {
+        return Ok(cols
+            .reshape((c_in, b, oh, ow))?
+            .transpose(0, 1)?
+            .contiguous()?);
+    }
+    let geometry = Col2Im {
+        batch: b,
+        channels: c_in,
+        in_hw,
+        out_hw: [oh, ow],
+        kernel: k,
+        stride: s,
+        padding: p,
+    };
+    match cols.dtype() {
+        DType::F32 => geometry.apply::<f32>(&cols),
+        DType::F64 => geometry.apply::<f64>(&cols),
+        // Other float types are exact in f64.
+        other => Ok(geometry
+            .apply::<f64>(&cols.to_dtype(DType::F64)?)?
+            .to_dtype(other)?),
+    }
+}
+
+/// The adjoint of im2col: scatter-add the rows (channel, tap) x columns
+/// (batch, output position) of a column matrix onto the input pixels they
+/// were gathered from.
+struct Col2Im {
+    batch: usize,
+    channels: usize,
+    in_hw: [usize; 2],
+    out_hw: [usize; 2],
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+}
+
+impl Col2Im {
+    /// The output positions o < out_len whose tap `d` reads an input
+    /// position, o s + d - p in 0..in_len.
+    fn valid(&self, d: usize, in_len: usize, out_len: usize) -> std::ops::Range<usize> {
+        let (s, p) = (self.stride, self.padding);
+        let lo = p.saturating_sub(d).div_ceil(s);
+        let hi = if in_len + p > d {
+            ((in_len + p - d - 1) / s + 1).min(out_len)
+        } else {
+            0
+        };
+        lo..hi.max(lo)
+    }
+
+    /// x (B, C, H_in, W_in) from `cols`, contiguous, shape (C k^2, B H_out W_out).
+    fn apply<T: candle_core::WithDType>(&self, cols: &Tensor) -> Result<Tensor> {
+        use rayon::prelude::*;
+        let ([h, w], [oh, ow]) = (self.in_hw, self.out_hw);
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        let (b, c) = (self.batch, self.channels);
+        let (storage, layout) = cols.storage_and_layout();
+        let candle_core::Storage::Cpu(cpu) = &*storage else {
+            return Err(candle_core::Error::Msg("conv adjoint: CPU tensors only".into()).into());
+        };
+        if !layout.is_contiguous() {
+            return Err(candle_core::Error::Msg("col2im: strided columns".into()).into());
+        }
+        let src = &cpu.as_slice::<T>()?[layout.start_offset()..];
+        let rows: Vec<_> = (0..k).map(|d| self.valid(d, h, oh)).collect();
+        let columns: Vec<_> = (0..k).map(|d| self.valid(d, w, ow)).collect();
+        let mut out = vec![T::zero(); b * c * h * w];
+        out.par_chunks_mut(h * w)
+            .enumerate()
+            .for_each(|(plane, img)| {
+                let (bi, ci) = (plane / c, plane % c);
+                for (dy, ys) in rows.iter().enumerate() {
+                    for (dx, xs) in columns.iter().enumerate() {
+                        if xs.is_empty() {
+                            continue;
+                        }
+                        let row = ((ci * k + dy) * k + dx) * b + bi;
+                        let row = &src[row * oh * ow..][..oh * ow];
+                        for yo in ys.clone() {
+                            let line = &row[yo * ow..][..ow];
+                            let dst = &mut img[(yo * s + dy - p) * w..][..w];
+                            if s == 1 {
+                                let start = xs.start + dx - p;
+                                let dst = &mut dst[start..start + xs.len()];
+                                for (d, &v) in dst.iter_mut().zip(&line[xs.clone()]) {
+                                    *d += v;
+                                }
+                            } else {
+                                for xo in xs.clone() {
+                                    dst[xo * s + dx - p] += line[xo];
+                                }
+                            }
+                        }
+                    }
+                }
+            });
+        drop(storage);
+        Ok(Tensor::from_vec(out, (b, c, h, w), cols.device())?)
     }
 }
 
@@ -143,6 +325,12 @@ impl BatchNorm {
     /// The linear part scale * t.
     pub fn linear_part(&self, t: &Tensor) -> Result<Tensor> {
         Ok(t.broadcast_mul(&self.scale)?)
+    }
+
+    /// The adjoint of [`Self::linear_part`]: the map is diagonal, so it is
+    /// itself, scale * y.
+    pub fn linear_adjoint(&self, y: &Tensor) -> Result<Tensor> {
+        self.linear_part(y)
     }
 
     pub fn to_dtype(&self, dtype: DType) -> Result<Self> {
@@ -241,9 +429,58 @@ impl Branch {
         Ok(t)
     }
 
+    /// The adjoint of [`Self::jvp_range`]: (J_{range})^T applied to a batch
+    /// of cotangents shaped like the output of layer `range.end - 1`, giving
+    /// a batch shaped like the input of layer `range.start`. It walks
+    /// `layers[range]` in reverse with each layer's adjoint: a convolution's
+    /// transposed convolution ([`Conv2d::linear_adjoint`], which needs the
+    /// spatial size before that layer), a batch norm's scale, a ReLU's mask
+    /// (diagonal maps are their own adjoints). `in_hw` is the spatial size of
+    /// the branch input (before layer 0, as in [`Self::footprints`]), not of
+    /// layer `range.start`.
+    pub fn vjp_range(
+        &self,
+        trace: &BranchTrace,
+        range: std::ops::Range<usize>,
+        cotangents: &Tensor,
+        in_hw: [usize; 2],
+    ) -> Result<Tensor> {
+        let lens = [self.lens_after(in_hw[0]), self.lens_after(in_hw[1])];
+        let hw_before = |i: usize| {
+            if i == 0 {
+                in_hw
+            } else {
+                [lens[0][i - 1], lens[1][i - 1]]
+            }
+        };
+        let mut mask_index = self.relus_before(range.end);
+        let mut q = cotangents.clone();
+        for i in range.rev() {
+            q = match &self.layers[i] {
+                Layer::Conv(c) => c.linear_adjoint(&q, hw_before(i))?,
+                Layer::Norm(n) => n.linear_adjoint(&q)?,
+                Layer::Relu => {
+                    mask_index -= 1;
+                    q.broadcast_mul(&trace.masks[mask_index])?
+                }
+            };
+        }
+        Ok(q)
+    }
+
     /// J_F t for a batch of tangents t.
     pub fn jvp(&self, trace: &BranchTrace, tangents: &Tensor) -> Result<Tensor> {
         self.jvp_range(trace, 0..self.layers.len(), tangents)
+    }
+
+    /// J_F^T q for a batch of cotangents q; `in_hw` is the branch input's spatial size.
+    pub fn vjp(
+        &self,
+        trace: &BranchTrace,
+        cotangents: &Tensor,
+        in_hw: [usize; 2],
+    ) -> Result<Tensor> {
+        self.vjp_range(trace, 0..self.layers.len(), cotangents, in_hw)
     }
 
     /// Number of ReLU layers strictly before layer index `end`.
@@ -357,5 +594,93 @@ pub struct Linear {
 impl Linear {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::random::Rng;
+
+    fn dot(a: &Tensor, b: &Tensor) -> f64 {
+        (a * b).unwrap().sum_all().unwrap().to_scalar().unwrap()
+    }
+
+    fn norm(a: &Tensor) -> f64 {
+        dot(a, a).sqrt()
+    }
+
+    /// <y, W x> = <W^T y, x> to 1e-12 for every kernel, stride, padding,
+    /// groups and input size the architectures use (odd, even, non-square,
+    /// 1 x 1, and shorter than the stride on one axis), and the stem's 7x7/2.
+    #[test]
+    fn conv_adjoint_passes_the_dot_product_test() {
+        let mut rng = Rng(11);
+        let configs = [
+            // (c_in, c_out, k, stride, padding, groups)
+            (4, 6, 3, 1, 1, 1),
+            (4, 6, 3, 2, 1, 1),
+            (4, 6, 1, 1, 0, 1),
+            (4, 6, 1, 2, 0, 1),
+            (3, 4, 7, 2, 3, 1),
+            (8, 8, 3, 2, 1, 4),
+            (8, 12, 3, 1, 1, 4),
+            (4, 4, 3, 1, 0, 1),
+            (4, 4, 5, 3, 2, 2),
+        ];
+        let sizes = [
+            [7, 7],
+            [5, 5],
+            [6, 6],
+            [7, 6],
+            [1, 1],
+            [1, 5],
+            [2, 3],
+            [8, 9],
+        ];
+        for (c_in, c_out, k, stride, padding, groups) in configs {
+            let conv = Conv2d {
+                weight: rng.tensor(&[c_out, c_in / groups, k, k], 1.0),
+                bias: None,
+                stride,
+                padding,
+                groups,
+            };
+            for hw in sizes {
+                if hw[0] + 2 * padding < k || hw[1] + 2 * padding < k {
+                    continue;
+                }
+                let x = rng.tensor(&[1, c_in, hw[0], hw[1]], 1.0);
+                let wx = conv.linear_part(&x).unwrap();
+                let y = rng.tensor(wx.dims(), 1.0);
+                let wty = conv.linear_adjoint(&y, hw).unwrap();
+                assert_eq!(wty.dims(), x.dims(), "{conv:?} {hw:?}");
+                let (lhs, rhs) = (dot(&y, &wx), dot(&wty, &x));
+                assert!(
+                    (lhs - rhs).abs() <= 1e-12 * norm(&y) * norm(&wx),
+                    "k{k} s{stride} p{padding} g{groups} {hw:?}: {lhs} vs {rhs}"
+                );
+            }
+        }
+    }
+
+    /// A cotangent that does not fit the conv and input size is an error.
+    #[test]
+    fn conv_adjoint_refuses_a_wrong_shape() {
+        let mut rng = Rng(3);
+        let conv = Conv2d {
+            weight: rng.tensor(&[4, 2, 3, 3], 1.0),
+            bias: None,
+            stride: 2,
+            padding: 1,
+            groups: 1,
+        };
+        let y = rng.tensor(&[1, 4, 4, 4], 1.0);
+        assert!(conv.linear_adjoint(&y, [7, 7]).is_ok());
+        assert!(conv.linear_adjoint(&y, [8, 8]).is_ok());
+        assert!(conv.linear_adjoint(&y, [9, 9]).is_err());
+        assert!(conv
+            .linear_adjoint(&y.narrow(1, 0, 3).unwrap(), [7, 7])
+            .is_err());
     }
 }

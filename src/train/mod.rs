@@ -84,6 +84,14 @@ pub struct TrainConfig {
     pub in_channels: Option<usize>,
     /// `--threads`: worker threads (default: all cores).
     pub threads: Option<usize>,
+    /// `--classes`: `all`, the first N classes, or a file of class names
+    /// (`stiffness_data::Classes`), for the training and held-out data alike.
+    #[serde(default = "all_classes")]
+    pub classes: String,
+}
+
+fn all_classes() -> String {
+    "all".into()
 }
 
 /// Minutes between mid-epoch saves by default.
@@ -115,6 +123,7 @@ impl Default for TrainConfig {
             limit: None,
             in_channels: None,
             threads: None,
+            classes: all_classes(),
         }
     }
 }
@@ -159,6 +168,10 @@ impl TrainConfig {
         cmd += &opt(self.limit.map(|n| n.to_string()), "--limit");
         cmd += &opt(self.in_channels.map(|n| n.to_string()), "--in-channels");
         cmd += &opt(self.threads.map(|n| n.to_string()), "--threads");
+        cmd += &opt(
+            (self.classes != "all").then(|| self.classes.clone()),
+            "--classes",
+        );
         cmd += &flag(self.resume, "--resume");
         cmd
     }
@@ -339,7 +352,9 @@ fn channel_transform(in_channels: Option<usize>, native: usize) -> Result<Option
 /// from the first image); `what` names its option in the error for a split
 /// without images.
 fn open_split(config: &TrainConfig, path: &Path, split: Split, what: &str) -> Result<Dataset> {
-    let mut images = Dataset::open_split(path, Format::Auto, split, Transform::default())?;
+    let classes = config.classes.parse()?;
+    let mut images =
+        Dataset::open_classes(path, Format::Auto, split, &classes, Transform::default())?;
     if images.is_empty() {
         return Err(Error::Usage(format!(
             "{what} {}: no images",

@@ -66,3 +66,44 @@ pub fn scratch(name: &str) -> PathBuf {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+use resnet_stiffness::model::random::{
+    basic, bottleneck, grouped_bottleneck, preact, projection, Masks, Rng,
+};
+use resnet_stiffness::model::{ResidualBlock, Shortcut};
+
+/// A random input of `shape` (batch of one).
+pub fn input(rng: &mut Rng, shape: [usize; 3]) -> Tensor {
+    rng.tensor(&[1, shape[0], shape[1], shape[2]], 1.0)
+}
+
+/// (block, input shape) for every block family.
+pub fn blocks(rng: &mut Rng, masks: Masks) -> Vec<(ResidualBlock, [usize; 3])> {
+    let proj_basic = projection(rng, 3, 2, 2);
+    let proj_bottleneck = projection(rng, 8, 4, 2);
+    let proj_grouped = projection(rng, 16, 4, 2);
+    vec![
+        (basic(rng, 3, 3, 1, Shortcut::Identity, masks), [3, 6, 6]),
+        (
+            basic(rng, 2, 4, 2, Shortcut::OptionA { pad: 1 }, masks),
+            [2, 6, 6],
+        ),
+        (basic(rng, 2, 3, 2, proj_basic, masks), [2, 7, 7]),
+        (
+            bottleneck(rng, 8, 2, 1, Shortcut::Identity, masks),
+            [8, 4, 4],
+        ),
+        (bottleneck(rng, 4, 2, 2, proj_bottleneck, masks), [4, 5, 5]),
+        (
+            grouped_bottleneck(rng, 16, 4, 2, 1, Shortcut::Identity, masks),
+            [16, 3, 3],
+        ),
+        (
+            grouped_bottleneck(rng, 4, 4, 2, 2, proj_grouped, masks),
+            [4, 5, 5],
+        ),
+        (preact(rng, 4, 4, 1, false, masks), [4, 5, 5]),
+        (preact(rng, 2, 4, 2, true, masks), [2, 6, 6]),
+        (preact(rng, 2, 4, 1, true, masks), [2, 5, 5]),
+    ]
+}

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::classes::Classes;
 use crate::error::{DataError, Result};
 use crate::source::{ImageSource, RawImage};
 use crate::util::read_file;
@@ -20,15 +21,22 @@ pub const IMAGE_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
 /// `PIL.Image.convert("RGB")` in torchvision's default loader.
 #[derive(Debug, Clone)]
 pub struct ImageFolder {
-    files: Vec<PathBuf>,
-    labels: Vec<usize>,
-    class_names: Vec<String>,
+    pub(crate) files: Vec<PathBuf>,
+    pub(crate) labels: Vec<usize>,
+    pub(crate) class_names: Vec<String>,
 }
 
 impl ImageFolder {
     /// List the images under `root`. Errors when `root` has no class folders
     /// or a class folder holds no image (torchvision refuses both too).
     pub fn open(root: &Path) -> Result<Self> {
+        Self::open_classes(root, &Classes::All)
+    }
+
+    /// List the images of the chosen class folders under `root` (classes
+    /// named by their folder names; labels follow the selection, see
+    /// [`Classes`]). Folders left out are not read.
+    pub fn open_classes(root: &Path, classes: &Classes) -> Result<Self> {
         let class_dirs = sorted_subdirs(root)?;
         if class_dirs.is_empty() {
             return Err(DataError::invalid(
@@ -36,12 +44,17 @@ impl ImageFolder {
                 "has no class folders; ImageFolder expects ROOT/<class>/<image>.jpg",
             ));
         }
+        let names: Vec<String> = class_dirs
+            .iter()
+            .map(|d| crate::util::file_name(d))
+            .collect();
+        let chosen = classes.select(&names, &names, root)?;
         let mut folder = ImageFolder {
             files: Vec::new(),
             labels: Vec::new(),
             class_names: Vec::new(),
         };
-        for (label, dir) in class_dirs.iter().enumerate() {
+        for (label, dir) in chosen.iter().map(|&k| &class_dirs[k]).enumerate() {
             let files = class_files(dir)?;
             if files.is_empty() {
                 return Err(DataError::invalid(
@@ -87,7 +100,7 @@ pub fn is_image_file(path: &Path) -> bool {
 
 /// Image files under `dir`, in the order of Python's `sorted(os.walk(dir))`:
 /// folders by path, files by name within each folder.
-fn class_files(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn class_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut folders = vec![dir.to_path_buf()];
     let mut seen = std::collections::HashSet::new();
     let mut next = 0;

@@ -1,6 +1,6 @@
 //! Image data sets for stiffness analysis: CIFAR-10/100 (binary and python
-//! batches), torchvision-style image folders, MNIST-style IDX files and
-//! `.npy` arrays, with torchvision-style transforms.
+//! batches), torchvision-style image folders, Tiny-ImageNet, MNIST-style IDX
+//! files and `.npy` arrays, with torchvision-style transforms.
 //!
 //! Every reader yields an [`ImageSource`]: labels and class names are known
 //! at open time, images are decoded one at a time by [`ImageSource::load`]
@@ -54,17 +54,32 @@
 //!    `idx3`, and its labels file.
 //! 4. npy: `<split>_images.npy` + `<split>_labels.npy`, else `images.npy` +
 //!    `labels.npy`.
-//! 5. Image folder: when every sub-folder is named `train`, `test`, `val`,
+//! 5. Tiny-ImageNet ([`TinyImagenet`]): `wnids.txt` and `train/` or
+//!    `val/val_annotations.txt`; the train split is `train/<wnid>/images`,
+//!    the test split the labelled `val/images` (Tiny-ImageNet's `test/` has
+//!    no labels). Checked before image folders, which would otherwise read
+//!    the root as a folder of `train`/`val`/`test` splits.
+//! 6. Image folder: when every sub-folder is named `train`, `test`, `val`,
 //!    `valid` or `validation`, the `<split>` sub-folder; otherwise the folder
 //!    itself, whose sub-folders are the classes.
+//!
+//! # Choosing classes
+//! [`Classes`] (`--classes`: `all`, `N` or a file naming one class per line)
+//! keeps the images of some classes only and renumbers their labels
+//! `0..K-1` in the selection's order; it works for every format (image
+//! folders and Tiny-ImageNet do not list the folders left out).
+//! `--classes 200` reads the standard 200 classes of a Tiny-ImageNet copy
+//! whose `wnids.txt` lists more.
 //!
 //! # Pixel values
 //! Readers return CHW `f32` values in `[0, 1]` (`ToTensor`): bytes are
 //! divided by 255; float npy data are taken as they are. Image folders
-//! always give 3 channels; IDX gives 1; CIFAR 3; npy what the array holds.
+//! and Tiny-ImageNet always give 3 channels; IDX gives 1; CIFAR 3; npy what
+//! the array holds.
 
 mod cifar_bin;
 mod cifar_py;
+mod classes;
 mod dataset;
 mod error;
 mod folder;
@@ -74,6 +89,7 @@ mod idx;
 mod npy;
 mod open;
 mod source;
+mod tiny_imagenet;
 mod transform;
 mod util;
 
@@ -81,6 +97,7 @@ pub use cifar_bin::{
     detect_variant, open_cifar_bin, parse_cifar_bin, CifarVariant, CIFAR10_CLASSES, CIFAR_PIXELS,
 };
 pub use cifar_py::{open_cifar_py, parse_cifar_py};
+pub use classes::Classes;
 pub use dataset::{Dataset, Sample};
 pub use error::{check_finite, DataError, Result};
 pub use folder::{
@@ -91,6 +108,7 @@ pub use idx::{idx_labels_path, open_idx, parse_idx_pair, FASHION_MNIST_CLASSES};
 pub use npy::{npy_labels_path, open_npy, parse_npy_pair};
 pub use open::{resolve, DataOptions, Format, Resolved, Split};
 pub use source::{ImageSource, RawImage};
+pub use tiny_imagenet::{is_tiny_imagenet, TinyImagenet, VAL_ANNOTATIONS, WNIDS_FILE, WORDS_FILE};
 pub use transform::{
     center_crop, center_crop_offset, replicate_channels, resize_output_size, resize_shorter,
     Normalize, Transform,

@@ -7,12 +7,14 @@ use std::str::FromStr;
 
 use crate::cifar_bin::open_cifar_bin;
 use crate::cifar_py::open_cifar_py;
+use crate::classes::{restrict, Classes};
 use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
 use crate::folder::ImageFolder;
 use crate::idx::{idx_labels_path, open_idx};
 use crate::npy::{npy_labels_path, open_npy};
 use crate::source::ImageSource;
+use crate::tiny_imagenet::{is_tiny_imagenet, TinyImagenet};
 use crate::transform::Transform;
 use crate::util::file_name;
 
@@ -28,6 +30,8 @@ pub enum Format {
     CifarPy,
     /// `root/<class>/<image>` folders of JPEG/PNG files.
     ImageFolder,
+    /// Tiny-ImageNet's native layout (`wnids.txt`, `train/`, `val/`).
+    TinyImagenet,
     /// MNIST-style IDX images + labels, optionally gzipped.
     Idx,
     /// `.npy` images + labels.
@@ -36,11 +40,12 @@ pub enum Format {
 
 impl Format {
     /// The names [`Format::from_str`] accepts, for help texts.
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 7] = [
         "auto",
         "cifar-bin",
         "cifar-py",
         "image-folder",
+        "tiny-imagenet",
         "idx",
         "npy",
     ];
@@ -50,7 +55,8 @@ impl FromStr for Format {
     type Err = DataError;
 
     /// One of [`Format::NAMES`] (`folder`/`imagefolder` also mean
-    /// `image-folder`; `_` may replace `-`; any case).
+    /// `image-folder`, `tinyimagenet` `tiny-imagenet`; `_` may replace `-`;
+    /// any case).
     fn from_str(s: &str) -> Result<Self> {
         Ok(
             match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
@@ -58,6 +64,7 @@ impl FromStr for Format {
                 "cifar-bin" => Format::CifarBin,
                 "cifar-py" => Format::CifarPy,
                 "image-folder" | "imagefolder" | "folder" => Format::ImageFolder,
+                "tiny-imagenet" | "tinyimagenet" => Format::TinyImagenet,
                 "idx" => Format::Idx,
                 "npy" => Format::Npy,
                 _ => {
@@ -78,6 +85,7 @@ impl fmt::Display for Format {
             Format::CifarBin,
             Format::CifarPy,
             Format::ImageFolder,
+            Format::TinyImagenet,
             Format::Idx,
             Format::Npy,
         ]
@@ -93,7 +101,8 @@ impl fmt::Display for Format {
 pub enum Split {
     /// The training split.
     Train,
-    /// The test split (the default).
+    /// The test split (the default); for Tiny-ImageNet, whose test images
+    /// have no labels, the labelled validation images.
     #[default]
     Test,
 }
@@ -136,6 +145,13 @@ pub enum Resolved {
     },
     /// An image folder root.
     ImageFolder(PathBuf),
+    /// A Tiny-ImageNet root and the split to read.
+    TinyImagenet {
+        /// The folder holding `wnids.txt`.
+        root: PathBuf,
+        /// `Train`: `train/`; `Test`: the labelled `val/` images.
+        split: Split,
+    },
     /// IDX images and labels.
     Idx {
         /// `*-idx3-ubyte[.gz]`.
@@ -155,12 +171,40 @@ pub enum Resolved {
 impl Resolved {
     /// Open the files as an [`ImageSource`].
     pub fn open(&self) -> Result<Box<dyn ImageSource>> {
+        self.open_classes(&Classes::All)
+    }
+
+    /// Open the files as an [`ImageSource`] of the chosen classes only
+    /// (relabelled `0..K-1` in the selection's order; see [`Classes`]).
+    /// Image folders and Tiny-ImageNet do not list the folders of classes
+    /// left out; the other formats are read whole, then filtered.
+    pub fn open_classes(&self, classes: &Classes) -> Result<Box<dyn ImageSource>> {
+        let source = match self {
+            Resolved::ImageFolder(root) => {
+                return Ok(Box::new(ImageFolder::open_classes(root, classes)?))
+            }
+            Resolved::TinyImagenet { root, split } => {
+                return Ok(Box::new(
+                    TinyImagenet::open(root, *split, classes)?.into_source(),
+                ))
+            }
+            Resolved::CifarBin(files) => open_cifar_bin(files)?,
+            Resolved::CifarPy { batches, meta } => open_cifar_py(batches, meta.as_deref())?,
+            Resolved::Idx { images, labels } => open_idx(images, labels)?,
+            Resolved::Npy { images, labels } => open_npy(images, labels)?,
+        };
+        restrict(source, classes, self.main_path())
+    }
+
+    /// The file or folder that names the data in messages.
+    fn main_path(&self) -> &Path {
         match self {
-            Resolved::CifarBin(files) => open_cifar_bin(files),
-            Resolved::CifarPy { batches, meta } => open_cifar_py(batches, meta.as_deref()),
-            Resolved::ImageFolder(root) => Ok(Box::new(ImageFolder::open(root)?)),
-            Resolved::Idx { images, labels } => open_idx(images, labels),
-            Resolved::Npy { images, labels } => open_npy(images, labels),
+            Resolved::CifarBin(files) => files.first().map_or(Path::new(""), |p| p.as_path()),
+            Resolved::CifarPy { batches, .. } => {
+                batches.first().map_or(Path::new(""), |p| p.as_path())
+            }
+            Resolved::ImageFolder(root) | Resolved::TinyImagenet { root, .. } => root,
+            Resolved::Idx { images, .. } | Resolved::Npy { images, .. } => images,
         }
     }
 }
@@ -181,7 +225,19 @@ impl Dataset {
         split: Split,
         transform: Transform,
     ) -> Result<Dataset> {
-        let data = Dataset::new(resolve(path, format, split)?.open()?, transform);
+        Dataset::open_classes(path, format, split, &Classes::All, transform)
+    }
+
+    /// [`Dataset::open_split`] restricted to some classes (see [`Classes`]).
+    pub fn open_classes(
+        path: &Path,
+        format: Format,
+        split: Split,
+        classes: &Classes,
+        transform: Transform,
+    ) -> Result<Dataset> {
+        let source = resolve(path, format, split)?.open_classes(classes)?;
+        let data = Dataset::new(source, transform);
         data.require_images(path)?;
         Ok(data)
     }
@@ -205,10 +261,16 @@ pub struct DataOptions {
     pub crop: Option<usize>,
     /// Replicate a greyscale channel to this many channels.
     pub channels: Option<usize>,
+    /// A [`Classes`] selection: `all`, `N` (the first N classes of the
+    /// data set's class list) or the path of a file naming one class per
+    /// line. For Tiny-ImageNet, `200` gives the standard 200 classes from a
+    /// copy whose `wnids.txt` lists more.
+    pub classes: String,
 }
 
 impl Default for DataOptions {
-    /// Auto-detected format, the test split, no normalisation or resizing.
+    /// Auto-detected format, the test split, no normalisation or resizing,
+    /// every class.
     fn default() -> Self {
         Self {
             format: "auto".into(),
@@ -217,6 +279,7 @@ impl Default for DataOptions {
             resize: None,
             crop: None,
             channels: None,
+            classes: "all".into(),
         }
     }
 }
@@ -230,7 +293,13 @@ impl DataOptions {
             channels: self.channels,
             normalize: self.normalize.parse()?,
         };
-        Dataset::open_split(path, self.format.parse()?, self.split.parse()?, transform)
+        Dataset::open_classes(
+            path,
+            self.format.parse()?,
+            self.split.parse()?,
+            &self.classes.parse()?,
+            transform,
+        )
     }
 }
 
@@ -304,6 +373,10 @@ fn resolve_file(path: &Path, format: Format) -> Result<Resolved> {
                 labels,
             })
         }
+        Format::TinyImagenet => Err(DataError::invalid(
+            &path,
+            "is a file; the tiny-imagenet format needs the folder that holds wnids.txt, train/ and val/",
+        )),
         Format::ImageFolder | Format::Auto => Err(DataError::invalid(
             &path,
             "is a file; the image-folder format needs a folder ROOT/<class>/<image>",
@@ -359,15 +432,23 @@ fn read_head(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// The formats tried, in order, for a folder with `--format auto`.
-const FOLDER_ORDER: [Format; 5] = [
+const FOLDER_ORDER: [Format; 6] = [
     Format::CifarBin,
     Format::CifarPy,
     Format::Idx,
     Format::Npy,
+    Format::TinyImagenet,
     Format::ImageFolder,
 ];
 
 fn resolve_dir(dir: &Path, format: Format, split: Split) -> Result<Resolved> {
+    if format == Format::TinyImagenet {
+        // Asked for explicitly: opening names what is missing.
+        return Ok(Resolved::TinyImagenet {
+            root: dir.to_path_buf(),
+            split,
+        });
+    }
     let formats: &[Format] = match format {
         Format::Auto => &FOLDER_ORDER,
         f => std::slice::from_ref(
@@ -400,7 +481,7 @@ fn resolve_dir(dir: &Path, format: Format, split: Split) -> Result<Resolved> {
 
 const FOLDER_HELP: &str = "expected CIFAR batches (data_batch_1..5[.bin], test_batch[.bin], or CIFAR-100 train[.bin]/test[.bin]), \
 IDX files (train-images-idx3-ubyte[.gz], t10k-images-idx3-ubyte[.gz]), npy files (<split>_images.npy or images.npy, with the matching labels), \
-class folders ROOT/<class>/<image>, or train/ and test/ folders holding class folders";
+a Tiny-ImageNet root (wnids.txt with train/ or val/val_annotations.txt), class folders ROOT/<class>/<image>, or train/ and test/ folders holding class folders";
 
 /// Names of the plain files in `dir`, sorted.
 fn dir_file_names(dir: &Path) -> Result<Vec<String>> {
@@ -436,6 +517,10 @@ fn find_in_dir(
         }),
         Format::Idx => idx_in_dir(dir, names, split),
         Format::Npy => npy_in_dir(dir, split, &has),
+        Format::TinyImagenet => is_tiny_imagenet(dir).then(|| Resolved::TinyImagenet {
+            root: dir.to_path_buf(),
+            split,
+        }),
         Format::ImageFolder | Format::Auto => return image_folder_in_dir(dir, split),
     };
     Ok(found)

@@ -91,6 +91,34 @@ impl fmt::Display for SpectrumVariant {
     }
 }
 
+/// How a record's spectral metrics were computed.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Every eigenvalue (or singular value) from the reduced dense problem.
+    #[default]
+    Dense,
+    /// Extreme eigenvalues matrix-free (Krylov-Schur on JVPs, Lanczos-type
+    /// runs on JVP + VJP), each with its residual.
+    Krylov,
+}
+
+impl Method {
+    /// "dense" or "krylov".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Dense => "dense",
+            Method::Krylov => "krylov",
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One analysed (sample, block, Jacobian kind, spectrum variant). Field
 /// order is the column order of `records.csv`. Metrics that do not apply are
 /// `None` (null in JSON, an empty cell in CSV); non-finite metric values are
@@ -174,6 +202,52 @@ pub struct Record {
     /// sigma_max / sigma_min.
     #[serde(with = "nonfinite::option")]
     pub sigma_ratio: Option<f64>,
+    /// max |1 + lambda| (residual kind): the largest amplification of a
+    /// forward-Euler step with h = 1.
+    #[serde(default, with = "nonfinite::option")]
+    pub euler_amplification: Option<f64>,
+    /// How the metrics were computed: `dense` (the reduced dense
+    /// eigenproblem, every eigenvalue) or `krylov` (matrix-free extremes).
+    #[serde(default)]
+    pub method: Method,
+    /// Krylov: operator (JVP / VJP) applications, residual checks included.
+    #[serde(default)]
+    pub applications: Option<usize>,
+    /// Krylov: thick restarts, summed over the runs of the record.
+    #[serde(default)]
+    pub restarts: Option<usize>,
+    /// Krylov: the relative residual a reported extreme had to reach.
+    #[serde(default, with = "nonfinite::option")]
+    pub krylov_tol: Option<f64>,
+    /// Krylov: whether every reported extreme reached `krylov_tol` (a metric
+    /// whose Ritz pair did not is null).
+    #[serde(default)]
+    pub converged: Option<bool>,
+    /// Krylov: true relative residual ||J x - lambda x|| / (||x|| scale) of
+    /// the Ritz pair behind `max_re` (0 when a structural eigenvalue is the
+    /// extreme); scale = the largest |Ritz value|.
+    #[serde(default, with = "nonfinite::option")]
+    pub max_re_residual: Option<f64>,
+    /// Krylov: the same for `min_re`.
+    #[serde(default, with = "nonfinite::option")]
+    pub min_re_residual: Option<f64>,
+    /// Krylov: the same for `spectral_radius`.
+    #[serde(default, with = "nonfinite::option")]
+    pub spectral_radius_residual: Option<f64>,
+    /// Krylov: the same for `euler_amplification`.
+    #[serde(default, with = "nonfinite::option")]
+    pub euler_residual: Option<f64>,
+    /// Krylov: the larger residual of the two Ritz pairs of (J + J^T)/2
+    /// behind `soderlind`.
+    #[serde(default, with = "nonfinite::option")]
+    pub soderlind_residual: Option<f64>,
+    /// Krylov: the residual of the Ritz pair of J^T J behind `sigma_max`.
+    #[serde(default, with = "nonfinite::option")]
+    pub sigma_max_residual: Option<f64>,
+    /// The metrics left null on purpose and why (e.g. `neg_share` needs the
+    /// whole spectrum, which a matrix-free solver does not compute).
+    #[serde(default)]
+    pub not_computed: Option<String>,
     /// Complex128 .npy with the eigenvalues, relative to the record directory.
     pub eigenvalues_file: Option<String>,
     /// Wall-clock seconds spent on this record.

@@ -233,7 +233,7 @@ fn self_adjoint_eigen(a: MatRef<'_, f64>) -> Result<(Vec<f64>, Mat<f64>)> {
 }
 
 /// Unit start vector with splitmix64 entries uniform in [-1, 1).
-fn start_vector(n: usize, seed: u64) -> Vec<f64> {
+pub(crate) fn start_vector(n: usize, seed: u64) -> Vec<f64> {
     let mut state = seed;
     let mut v: Vec<f64> = (0..n)
         .map(|_| {

@@ -24,6 +24,7 @@
 mod dense;
 mod error;
 mod isolate;
+mod krylov;
 mod lanczos;
 mod paper;
 mod singular;
@@ -34,6 +35,7 @@ mod testutil;
 pub use dense::eigenvalues;
 pub use error::{Error, Result};
 pub use faer::Par;
+pub use krylov::{krylov_schur, KrylovOptions, KrylovReport, RitzEstimate, Target};
 pub use lanczos::{
     sym_part_extremes_dense, sym_part_extremes_lanczos, LanczosOptions, SymExtremes,
 };

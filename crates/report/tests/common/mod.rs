@@ -117,6 +117,7 @@ pub fn record(sample: usize, block: usize, kind: JacobianKind, variant: Spectrum
             .then(|| format!("eig/s0_{name}_{kind}.npy")),
         seconds: 0.5,
         failure: None,
+        ..Record::default()
     }
 }
 
