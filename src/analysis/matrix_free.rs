@@ -188,7 +188,7 @@ fn symmetric_part<'a>(lin: &'a Linearization<'a>, kind: JacobianKind) -> Operato
 fn normal_operator<'a>(lin: &'a Linearization<'a>, kind: JacobianKind) -> Operator<'a> {
     on_input_space(lin, move |t| {
         let jx = lin.block.jvp(&lin.trace, kind, t)?;
-        Ok(lin.block.vjp(&lin.trace, kind, &jx, lin.in_shape)?)
+        lin.block.vjp(&lin.trace, kind, &jx, lin.in_shape)
     })
 }
 
