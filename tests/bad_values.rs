@@ -414,7 +414,11 @@ fn memory_beyond_the_limit_is_refused_before_anything_is_allocated() {
     args.extend(["--max-memory", "1M"]);
     refused(
         &args,
-        &["block layer3.0", "needs up to", "--max-memory 1.00 MiB"],
+        &[
+            "block layer3.0",
+            "the matrix-free path needs up to",
+            "--max-memory 1.00 MiB less the weights",
+        ],
         &out,
     );
     let mut args = analyze(&model, &image, &out);
@@ -422,11 +426,13 @@ fn memory_beyond_the_limit_is_refused_before_anything_is_allocated() {
     refused(&args, &["--max-memory \"lots\""], &out);
 }
 
-/// The ImageNet-scale case of the issue: a ResNet50 at 224 x 224, stage 4,
-/// under a 12 GB limit, is refused at once with the estimate (the dense
-/// path would need more than 12 GB), instead of aborting after 45 s.
+/// The ImageNet-scale case: a ResNet50 at 224 x 224, stage 4, under a 12 GB
+/// limit. The dense path (`--solver dense`) is refused at once with the
+/// estimate (it would need more than 12 GB), instead of aborting after 45 s;
+/// the default plan sends the block matrix-free, and the run completes
+/// within the limit with converged records.
 #[test]
-fn resnet50_stage4_at_224_is_refused_under_12_gb() {
+fn resnet50_stage4_at_224_dense_is_refused_and_auto_runs_matrix_free() {
     let dir = scratch("bad-r50");
     let spec = ArchSpec::preset("resnet50", 3, 10).unwrap();
     let state: StateDict = random::weights(&spec, 3)
@@ -442,13 +448,27 @@ fn resnet50_stage4_at_224_is_refused_under_12_gb() {
     let mut args = analyze(&model, &image, &out);
     args[6] = "layer4.1";
     args.extend(["--max-memory", "12G"]);
+    let mut dense = args.clone();
+    dense.extend(["--solver", "dense"]);
     refused(
-        &args,
+        &dense,
         &[
             "block layer4.1",
             "input 2048x7x7",
-            "more than --max-memory 12.00 GiB",
+            "--max-memory 12.00 GiB less the weights",
+            "use --solver auto or krylov",
         ],
         &out,
     );
+    args.extend(["--jacobian", "residual"]);
+    let o = tool(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let records = stiffness_records::read_records(&out).unwrap();
+    assert_eq!(records.len(), 1);
+    let r = &records[0];
+    assert_eq!(
+        (r.method, r.converged),
+        (stiffness_records::Method::Krylov, Some(true))
+    );
+    assert!(r.max_re.is_some() && r.spectral_radius.is_some() && r.soderlind.is_some());
 }

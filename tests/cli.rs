@@ -295,6 +295,24 @@ fn analyze_rejects_bad_options_and_inputs_with_exit_2() {
             vec!["--input-npy", input, "--arch", "cifar-resnet18"],
             "does not fit cifar-resnet18",
         ),
+        (vec!["--input-npy", input, "--solver", "lapack"], "--solver"),
+        (
+            vec!["--input-npy", input, "--dense-seconds", "nan"],
+            "--dense-seconds",
+        ),
+        (
+            vec![
+                "--input-npy",
+                input,
+                "--solver",
+                "dense",
+                "--max-memory",
+                "64M",
+                "--blocks",
+                "layer1.0",
+            ],
+            "use --solver auto or krylov",
+        ),
     ];
     for (extra, needle) in cases {
         let mut args = vec!["analyze", "--model", model, "--out", out];
@@ -305,6 +323,77 @@ fn analyze_rejects_bad_options_and_inputs_with_exit_2() {
         assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
         assert!(!Path::new(out).exists(), "{args:?} left {out}");
     }
+}
+
+/// `--dry-run` prints the plan and writes nothing; `--solver krylov` writes
+/// records with their evidence; `auto` with `--dense-seconds 60` turns a
+/// stage-1 block (s ~ 8000: ~5 min estimated) matrix-free and keeps a
+/// stage-3 one (s <= 4096: < 45 s) dense.
+#[test]
+fn dry_run_plans_and_solver_chooses_the_method() {
+    let Some(shared) = shared() else { return };
+    let model = shared.join("models/cifar10-resnet-akamaster/resnet20-12fca82f.th");
+    let input = shared.join("golden/resnet20/input.npy");
+    let dir = scratch("cli-solver");
+    let out = dir.join("plan");
+    let (model, input) = (model.to_str().unwrap(), input.to_str().unwrap());
+    let base = [
+        "analyze",
+        "--model",
+        model,
+        "--input-npy",
+        input,
+        "--threads",
+        "1",
+    ];
+    let mut args = base.to_vec();
+    args.extend([
+        "--out",
+        out.to_str().unwrap(),
+        "--dry-run",
+        "--blocks",
+        "layer1.0,layer3.2",
+    ]);
+    let o = tool(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan = String::from_utf8_lossy(&o.stdout);
+    for needle in [
+        "layer1.0",
+        "layer3.2",
+        "16384",
+        "dense time",
+        "krylov mem",
+        "dense",
+    ] {
+        assert!(plan.contains(needle), "{needle} not in\n{plan}");
+    }
+    assert!(!out.exists(), "--dry-run wrote {}", out.display());
+
+    let out = dir.join("auto");
+    let mut args = base.to_vec();
+    args.extend([
+        "--out",
+        out.to_str().unwrap(),
+        "--blocks",
+        "layer1.0,layer3.2",
+        "--jacobian",
+        "residual",
+        "--dense-seconds",
+        "60",
+    ]);
+    let o = tool(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let records = stiffness_records::read_records(&out).unwrap();
+    let method = |block: &str| records.iter().find(|r| r.block == block).unwrap().clone();
+    let (big, small) = (method("layer1.0"), method("layer3.2"));
+    assert_eq!(big.method, stiffness_records::Method::Krylov, "{big:?}");
+    assert_eq!(small.method, stiffness_records::Method::Dense, "{small:?}");
+    assert_eq!(big.converged, Some(true));
+    assert!(big.applications.unwrap() > 0 && big.max_re_residual.is_some());
+    assert!(big.neg_share.is_none() && big.not_computed.as_deref().unwrap().contains("neg_share"));
+    assert!(small.neg_share.is_some() && small.applications.is_none());
+    let csv = std::fs::read_to_string(out.join("records.csv")).unwrap();
+    assert!(csv.lines().nth(1).unwrap().contains("krylov") || csv.contains(",krylov,"));
 }
 
 /// `train`, then `export`; the command line that `export` records, run again

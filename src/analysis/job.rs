@@ -179,6 +179,15 @@ impl Job<'_> {
             record_bytes: self
                 .budget
                 .map(|b| b.limit.saturating_sub(weights) / parallel),
+            limit_source: self.budget.map_or_else(String::new, |b| {
+                let at_once = match parallel {
+                    1 => String::new(),
+                    p => format!(
+                        ", shared by {p} samples in parallel (--threads 1 analyses one at a time)"
+                    ),
+                };
+                format!("{} less the weights{at_once}", b.describe())
+            }),
             dense_seconds: self.dense_seconds,
         }
     }

@@ -36,13 +36,16 @@ pub const KRYLOV_DIM: usize = 48;
 /// Restart cap of one run (at most about KRYLOV_DIM / 2 applications each).
 const MAX_RESTARTS: usize = 400;
 
-/// The relative Ritz residual a reported extreme must reach. float32 JVPs
-/// are accurate to ~1e-7 relative, so a float32 operator cannot certify
-/// less than a few 1e-7; float64 operators (tests) go to 1e-10.
+/// The true relative Ritz residual a reported extreme must reach. A float32
+/// JVP rounds each of its sums of C k^2 products (up to 4,608 terms): the
+/// true residual of a converged pair then sits at 2e-7 to 2e-6 of the
+/// spectral radius on ResNet18/50 blocks, so 1e-5 accepts those and nothing
+/// far from convergence (the iteration itself runs on to a tenth of this,
+/// [`stiffness_spectrum::krylov_schur`]); float64 operators (tests) to 1e-10.
 pub fn krylov_tolerance(dtype: DType) -> f64 {
     match dtype {
         DType::F64 => 1e-10,
-        _ => 2e-6,
+        _ => 1e-5,
     }
 }
 
@@ -200,6 +203,44 @@ struct Extreme {
     residual: f64,
 }
 
+/// One extreme of J by `score` (of (Re, Im); larger is better): the better
+/// of the Ritz value `estimate` shifted by `shift` and the eigenvalues
+/// `exact` that structure gives (residual 0); null, with a note naming
+/// `name`, when the Ritz pair did not converge (a structural value cannot
+/// stand in then: the unconverged part of the spectrum might beat it).
+fn extreme(
+    estimate: Option<&RitzEstimate>,
+    shift: f64,
+    exact: &[f64],
+    name: &str,
+    score: &dyn Fn(f64, f64) -> f64,
+    evidence: &mut Evidence,
+) -> Extreme {
+    let structural = exact
+        .iter()
+        .map(|&v| score(v, 0.0))
+        .fold(f64::NEG_INFINITY, f64::max);
+    let exact_value = Extreme {
+        value: Some(structural),
+        residual: 0.0,
+    };
+    let Some(e) = estimate else {
+        return exact_value;
+    };
+    if !e.converged {
+        return evidence.take(name, e, |v| v);
+    }
+    let ritz = score(shift + e.value.re, e.value.im);
+    if structural >= ritz {
+        exact_value
+    } else {
+        Extreme {
+            value: Some(ritz),
+            residual: e.residual,
+        }
+    }
+}
+
 /// Collects the evidence of the Krylov runs of one record.
 #[derive(Default)]
 struct Evidence {
@@ -285,35 +326,9 @@ pub fn eigen(
     if let Some(r) = &report {
         evidence.add(r);
     }
-    // Each metric: the best of the Ritz value (shifted) and the structural
-    // eigenvalues, which are exact (residual 0).
-    let mut metric = |i: usize, name: &str, score: &dyn Fn(f64, f64) -> f64| -> Extreme {
-        let structural = exact
-            .iter()
-            .map(|&v| score(v, 0.0))
-            .fold(f64::NEG_INFINITY, f64::max);
-        let Some(r) = &report else {
-            return Extreme {
-                value: Some(structural),
-                residual: 0.0,
-            };
-        };
-        let e = r.estimates[i];
-        let ritz = score(shift + e.value.re, e.value.im);
-        if !e.converged {
-            return evidence.take(name, &e, |v| v);
-        }
-        if structural >= ritz {
-            Extreme {
-                value: Some(structural),
-                residual: 0.0,
-            }
-        } else {
-            Extreme {
-                value: Some(ritz),
-                residual: e.residual,
-            }
-        }
+    let mut metric = |i: usize, name: &str, score: &dyn Fn(f64, f64) -> f64| {
+        let estimate = report.as_ref().map(|r| &r.estimates[i]);
+        extreme(estimate, shift, &exact, name, score, &mut evidence)
     };
     let max_re = metric(0, "max_re", &|re, _| re);
     let min_re = metric(1, "min_re", &|re, _| -re);
@@ -377,4 +392,87 @@ pub fn singular(
     }
     evidence.fill(&mut record, false);
     Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use num_complex::Complex64;
+
+    fn estimate(re: f64, im: f64, converged: bool) -> RitzEstimate {
+        RitzEstimate {
+            value: Complex64::new(re, im),
+            residual: if converged { 1e-9 } else { 1e-3 },
+            converged,
+        }
+    }
+
+    fn max_re(re: f64, _: f64) -> f64 {
+        re
+    }
+
+    #[test]
+    fn structural_eigenvalues_join_the_ritz_values_exactly() {
+        let mut ev = Evidence::new(1e-6);
+        // Ritz -0.3 (+ shift 1 = 0.7) against the structural 0 and 1: 1 wins, exactly.
+        let e = extreme(
+            Some(&estimate(-0.3, 0.0, true)),
+            1.0,
+            &[0.0, 1.0],
+            "max_re",
+            &max_re,
+            &mut ev,
+        );
+        assert_eq!((e.value, e.residual), (Some(1.0), 0.0));
+        // Ritz 0.4 + 1 beats them: its residual is reported.
+        let e = extreme(
+            Some(&estimate(0.4, 0.2, true)),
+            1.0,
+            &[0.0, 1.0],
+            "max_re",
+            &max_re,
+            &mut ev,
+        );
+        assert_eq!((e.value, e.residual), (Some(1.4), 1e-9));
+        // Modulus of a complex pair.
+        let radius = |re: f64, im: f64| re.hypot(im);
+        let e = extreme(
+            Some(&estimate(3.0, 4.0, true)),
+            0.0,
+            &[0.0],
+            "rho",
+            &radius,
+            &mut ev,
+        );
+        assert_eq!(e.value, Some(5.0));
+        // No reduced problem (no active unit): the structure alone.
+        let e = extreme(None, 0.0, &[0.0], "max_re", &max_re, &mut ev);
+        assert_eq!((e.value, e.residual), (Some(0.0), 0.0));
+        assert!(ev.notes.is_empty());
+    }
+
+    #[test]
+    fn an_unconverged_extreme_is_null_with_the_reason() {
+        let mut ev = Evidence::new(1e-6);
+        // Even though the structural value 1 would win against the Ritz value.
+        let e = extreme(
+            Some(&estimate(-0.5, 0.0, false)),
+            1.0,
+            &[1.0],
+            "max_re",
+            &max_re,
+            &mut ev,
+        );
+        assert_eq!(e.value, None);
+        assert_eq!(e.residual, 1e-3);
+        assert!(ev.notes[0].contains("max_re") && ev.notes[0].contains("did not converge"));
+        let mut record = Record::default();
+        ev.fill(&mut record, true);
+        assert_eq!(record.method, Method::Krylov);
+        let note = record.not_computed.unwrap();
+        assert!(
+            note.contains("max_re") && note.contains("neg_share"),
+            "{note}"
+        );
+    }
 }

@@ -57,6 +57,15 @@ impl Budget {
             explicit: false,
         }))
     }
+
+    /// "--max-memory 12.00 GiB" or "the 20.00 GiB this machine has available".
+    pub fn describe(&self) -> String {
+        if self.explicit {
+            format!("--max-memory {}", gib(self.limit))
+        } else {
+            format!("the {} this machine has available", gib(self.limit))
+        }
+    }
 }
 
 /// `SIZE` as bytes: a number with an optional unit K, M, G or T (powers of

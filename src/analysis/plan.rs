@@ -33,6 +33,17 @@ use crate::model::{ResidualBlock, Shortcut};
 /// machine; rounded down).
 pub const DENSE_FLOP_RATE: f64 = 2.0e10;
 
+/// JVP throughput assumed by the plan, flops/s (candle's float32
+/// convolutions at batch 1 with the vector bookkeeping, both cores: ResNet50
+/// layer1.1 at 224 px, 437 MFLOP per JVP, measured about 12 GFLOP/s).
+pub const JVP_FLOP_RATE: f64 = 1.2e10;
+
+/// JVP-equivalents of a matrix-free record, for the plan's estimate: about
+/// 200 applications of the reduced operator for the extremes and 150 of
+/// (J + J^T)/2 (a JVP and a VJP each) measured on ResNet18/50 blocks at
+/// 32-224 px; convergence varies by block, so this is a typical figure.
+pub const KRYLOV_JVPS: f64 = 500.0;
+
 /// The default `--dense-seconds`: the longest estimated dense solve `auto`
 /// accepts for one record (30 minutes, so that every CIFAR-scale block,
 /// n <= 16,384, stays exact).
@@ -82,12 +93,15 @@ impl fmt::Display for Solver {
 }
 
 /// How records choose their method.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     pub solver: Solver,
     /// Bytes one record may use (the budget less the weights, shared by the
     /// samples in flight); `None`: unchecked.
     pub record_bytes: Option<u64>,
+    /// Where `record_bytes` comes from, for messages (e.g. "--max-memory
+    /// 12.00 GiB less the weights, 2 samples in parallel").
+    pub limit_source: String,
     /// The longest estimated dense solve `auto` accepts, seconds.
     pub dense_seconds: f64,
 }
@@ -221,6 +235,8 @@ pub struct Row {
     pub dense_seconds: f64,
     /// Peak bytes of the matrix-free path.
     pub krylov_bytes: u64,
+    /// Estimated seconds of the matrix-free path ([`KRYLOV_JVPS`] JVPs).
+    pub krylov_seconds: f64,
     /// Flops of one JVP.
     pub jvp_flops: u64,
     pub choice: Choice,
@@ -262,9 +278,10 @@ fn row(
     let fits = |bytes: u64| policy.record_bytes.is_none_or(|limit| bytes <= limit);
     let over = |what: &str, bytes: u64| {
         format!(
-            "{what} needs up to {}, more than the {} a record may use",
+            "{what} needs up to {} (an upper bound), more than the {} a record may use ({})",
             gib(bytes),
-            gib(policy.record_bytes.unwrap_or(0))
+            gib(policy.record_bytes.unwrap_or(0)),
+            policy.limit_source
         )
     };
     let choice = match (variant, policy.solver) {
@@ -306,6 +323,7 @@ fn row(
         dense_bytes,
         dense_seconds: dense_seconds(block, input, bound),
         krylov_bytes,
+        krylov_seconds: KRYLOV_JVPS * jvp_flops(block, input) as f64 / JVP_FLOP_RATE,
         jvp_flops: jvp_flops(block, input),
         choice,
     }
@@ -314,7 +332,7 @@ fn row(
 /// The plan as a table, one row per (block, kind, variant), with a legend.
 pub fn render(rows: &[Row]) -> String {
     let mut out = format!(
-        "{:<10} {:<8} {:<12} {:>12} {:>9} {:>9} {:>11} {:>11} {:>10} {:>9}  {}\n",
+        "{:<10} {:<8} {:<12} {:>12} {:>9} {:>9} {:>11} {:>11} {:>10} {:>11} {:>9}  {}\n",
         "block",
         "kind",
         "spectrum",
@@ -324,6 +342,7 @@ pub fn render(rows: &[Row]) -> String {
         "dense mem",
         "dense time",
         "krylov mem",
+        "krylov time",
         "MFLOP/Jv",
         "method"
     );
@@ -335,7 +354,7 @@ pub fn render(rows: &[Row]) -> String {
             Choice::Refused(why) => format!("REFUSED: {why}"),
         };
         out += &format!(
-            "{:<10} {:<8} {:<12} {:>12} {:>9} {:>9} {:>11} {:>11} {:>10} {:>9.1}  {choice}\n",
+            "{:<10} {:<8} {:<12} {:>12} {:>9} {:>9} {:>11} {:>11} {:>10} {:>11} {:>9.1}  {choice}\n",
             r.block,
             r.kind.name(),
             r.variant.as_str(),
@@ -349,15 +368,20 @@ pub fn render(rows: &[Row]) -> String {
             gib(r.dense_bytes),
             duration(r.dense_seconds),
             gib(r.krylov_bytes),
+            duration(r.krylov_seconds),
             r.jvp_flops as f64 / 1e6,
         );
     }
     out += &format!(
         "s<=: bound on the reduced dense size (the active units are known after the forward \
          pass); dense time: estimated at {:.0} GFLOP/s for 13 s^3 flops; krylov mem: {} basis \
-         vectors of length n; MFLOP/Jv: one JVP.\n",
+         vectors of length n; krylov time: about {:.0} JVPs at {:.0} GFLOP/s (typical; it \
+         varies with convergence); MFLOP/Jv: one JVP. Times are for one sample on this \
+         project's 2-core machine: scale them to yours.\n",
         DENSE_FLOP_RATE / 1e9,
-        KRYLOV_DIM + 1
+        KRYLOV_DIM + 1,
+        KRYLOV_JVPS,
+        JVP_FLOP_RATE / 1e9
     );
     out
 }

@@ -65,9 +65,11 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         "\nplan of `analyze --solver auto` at this input size (exact spectrum, one sample \
          at a time, the memory this machine has available):"
     );
+    let budget = analysis::memory::Budget::new(None)?;
     let policy = analysis::plan::Policy {
         solver: analysis::plan::Solver::Auto,
-        record_bytes: analysis::memory::Budget::new(None)?.map(|b| b.limit),
+        record_bytes: budget.map(|b| b.limit),
+        limit_source: budget.map_or_else(String::new, |b| b.describe()),
         dense_seconds: analysis::plan::DEFAULT_DENSE_SECONDS,
     };
     let with_inputs: Vec<_> = net

@@ -35,7 +35,7 @@ mod testutil;
 pub use dense::eigenvalues;
 pub use error::{Error, Result};
 pub use faer::Par;
-pub use krylov::{krylov_schur, KrylovOptions, KrylovReport, RitzEstimate, Target};
+pub use krylov::{krylov_schur, KrylovOptions, KrylovReport, RitzEstimate, Target, STOP_MARGIN};
 pub use lanczos::{
     sym_part_extremes_dense, sym_part_extremes_lanczos, LanczosOptions, SymExtremes,
 };
