@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{HumanDuration, ProgressBar, ProgressState, ProgressStyle};
 use resnet_stiffness::analysis::Progress;
 
 /// How often a long job logs a status line when its progress bar is hidden
@@ -34,6 +34,16 @@ impl StatusLog {
             eprintln!("{}", line());
         }
     }
+}
+
+/// Seconds left at the mean pace so far (elapsed / done x left). indicatif's
+/// own running estimate swings by orders of magnitude when steps take tens
+/// of seconds each (the analysis's units).
+pub fn mean_pace_eta(done: u64, total: u64, elapsed: Duration) -> f64 {
+    if done == 0 {
+        return 0.0;
+    }
+    elapsed.as_secs_f64() / done as f64 * total.saturating_sub(done) as f64
 }
 
 /// A progress bar of `total` steps labelled `what`.
@@ -67,8 +77,22 @@ pub struct JobBar {
 
 impl JobBar {
     pub fn new() -> Self {
+        let bar = bar(0, "eval");
+        let style = ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} {per_sec} ETA {mean_eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key(
+            "mean_eta",
+            |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let secs = mean_pace_eta(state.pos(), state.len().unwrap_or(0), state.elapsed());
+                let _ = write!(w, "{:#}", HumanDuration(Duration::from_secs_f64(secs)));
+            },
+        )
+        .progress_chars("=> ");
+        bar.set_style(style);
         Self {
-            bar: bar(0, "eval"),
+            bar,
             log: StatusLog::new(),
         }
     }
@@ -97,10 +121,14 @@ impl Progress for JobBar {
         self.bar.inc(1);
         self.log.maybe(&self.bar, || {
             format!(
-                "{}/{} units, {status}, ETA {} s",
+                "{}/{} units, {status}, ETA {:.0} s",
                 self.bar.position(),
                 self.bar.length().unwrap_or(0),
-                self.bar.eta().as_secs()
+                mean_pace_eta(
+                    self.bar.position(),
+                    self.bar.length().unwrap_or(0),
+                    self.bar.elapsed()
+                )
             )
         });
         self.bar.set_message(status);
