@@ -78,14 +78,42 @@ pub fn image_decode(data: &[u8]) {
     let _ = transform.apply(image);
 }
 
+/// A Tiny-ImageNet root built from the input: `wnids.txt`, `words.txt` and
+/// `val/val_annotations.txt` (the input split in three), with empty
+/// `train/` and `val/images/`; opened as both splits, with all classes and
+/// with the first one. Files are written to a per-process scratch folder.
+pub fn tiny_imagenet(data: &[u8]) {
+    use crate::classes::Classes;
+    use crate::open::Split;
+    let (wnids, rest) = split_two(data);
+    let (words, annotations) = split_two(rest);
+    let root = std::env::temp_dir().join(format!("stiffness-fuzz-tin-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let written = std::fs::create_dir_all(root.join("val/images"))
+        .and_then(|_| std::fs::create_dir_all(root.join("train")))
+        .and_then(|_| std::fs::write(root.join(crate::WNIDS_FILE), wnids))
+        .and_then(|_| std::fs::write(root.join(crate::WORDS_FILE), words))
+        .and_then(|_| std::fs::write(root.join(crate::VAL_ANNOTATIONS), annotations));
+    if written.is_ok() {
+        for split in [Split::Train, Split::Test] {
+            for classes in [Classes::All, Classes::First(1)] {
+                let opened = crate::TinyImagenet::open(&root, split, &classes);
+                exercise(opened.map(|t| Box::new(t.into_source()) as Box<dyn ImageSource>));
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 /// A target: its name and entry point.
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target by name, for the regression replay.
-pub const TARGETS: [Target; 5] = [
+pub const TARGETS: [Target; 6] = [
     ("cifar_bin", cifar_bin),
     ("cifar_py", cifar_py),
     ("idx", idx),
     ("npy_dataset", npy_dataset),
     ("image_decode", image_decode),
+    ("tiny_imagenet", tiny_imagenet),
 ];
