@@ -138,12 +138,7 @@ fn reduced_operator<'a>(lin: &'a Linearization<'a>, form: &Form) -> Result<Opera
             let branch = &lin.block.branch;
             let at = branch.relu_positions()[*cut];
             let end = branch.layers.len();
-            let hw = [lin.in_shape[1], lin.in_shape[2]];
-            let inner = [
-                branch.channels_after(lin.in_shape[0])[at],
-                branch.lens_after(hw[0])[at],
-                branch.lens_after(hw[1])[at],
-            ];
+            let inner = branch.shape_after(lin.in_shape, at);
             let units = active(&lin.trace64.branch.masks[*cut])?;
             let mask = match form {
                 Form::Shifted { .. } => Some(lin.trace.out_mask.clone()),
@@ -353,8 +348,8 @@ pub fn eigen(
     // Söderlind's number from (J + J^T)/2.
     let sym = symmetric_part(lin, kind).krylov(&[Target::MaxRe, Target::MinRe], &opts)?;
     evidence.add(&sym);
-    let hi = evidence.take("soderlind", &sym.estimates[0], |v| v);
-    let lo = evidence.take("soderlind", &sym.estimates[1], |v| v);
+    let hi = evidence.take("soderlind (mu_max)", &sym.estimates[0], |v| v);
+    let lo = evidence.take("soderlind (mu_min)", &sym.estimates[1], |v| v);
     record.soderlind = hi.value.zip(lo.value).map(|(hi, lo)| soderlind(lo, hi));
     record.soderlind_residual = Some(hi.residual.max(lo.residual));
     record.relative_step = Some(lin.relative_step()?);

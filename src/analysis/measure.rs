@@ -30,7 +30,13 @@ use crate::error::{Error, Result};
 use crate::model::JacobianKind;
 
 /// Largest n_out * n_in for which a dense SVD is attempted for sigma_min.
-pub(crate) const DENSE_SVD_LIMIT: usize = 4096 * 4096;
+const DENSE_SVD_LIMIT: u64 = 4096 * 4096;
+
+/// Whether a `rows` x `cols` Jacobian is small enough for a dense SVD (the
+/// dense path's sigma_min when the rank bound does not prove it 0).
+pub(crate) fn dense_svd_fits(rows: u64, cols: u64) -> bool {
+    rows.saturating_mul(cols) <= DENSE_SVD_LIMIT
+}
 
 /// Largest n for which a dense symmetric eigen-solve backs up Lanczos.
 pub(crate) const DENSE_SYMMETRIC_LIMIT: usize = 4096;
@@ -193,7 +199,7 @@ fn singular(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Record> {
     let jac = lin.jacobian(kind)?;
     let (rows, cols) = (jac.n_rows(), jac.n_cols());
     let rank_bound = rank_bound(lin, kind)?;
-    let small = rows * cols <= DENSE_SVD_LIMIT;
+    let small = dense_svd_fits(rows as u64, cols as u64);
     let rank_deficient = rank_bound < rows.min(cols);
     let record = |sigma_max: Option<f64>, sigma_min: Option<f64>, note: Option<&str>| Record {
         n_active: Some(rank_bound),

@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::model::{JacobianKind, ResidualBlock, Shortcut};
 use stiffness_records::SpectrumVariant;
 
-use super::measure::{DENSE_SVD_LIMIT, DENSE_SYMMETRIC_LIMIT};
+use super::measure::{dense_svd_fits, DENSE_SYMMETRIC_LIMIT};
 
 /// How much memory a run may use, and where that limit comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,7 +209,7 @@ pub fn record_peak_at(
             footprint + eigen.max(symmetric)
         }
         SpectrumVariant::Exact => {
-            let svd = if (n_in * n_out) as usize <= DENSE_SVD_LIMIT {
+            let svd = if dense_svd_fits(n_out, n_in) {
                 2 * 8 * n_in * n_out
             } else {
                 0

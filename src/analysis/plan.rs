@@ -22,7 +22,7 @@ use std::str::FromStr;
 use stiffness_records::{JacobianKind, Method, SpectrumVariant};
 
 use crate::analysis::matrix_free::KRYLOV_DIM;
-use crate::analysis::measure::DENSE_SVD_LIMIT;
+use crate::analysis::measure::dense_svd_fits;
 use crate::analysis::memory::{self, gib};
 use crate::error::{Error, Result};
 use crate::model::layers::{Conv2d, Layer};
@@ -132,15 +132,17 @@ impl Policy {
         input: [usize; 3],
         s: u64,
     ) -> bool {
-        let out = block.out_shape(input);
-        let entries =
-            (input.iter().product::<usize>() as u64) * out.iter().product::<usize>() as u64;
-        if !block.is_square(input) && entries > DENSE_SVD_LIMIT as u64 {
+        let size = |shape: [usize; 3]| shape.iter().map(|&d| d as u64).product::<u64>();
+        if !block.is_square(input) && !dense_svd_fits(size(block.out_shape(input)), size(input)) {
             return false;
         }
         let bytes = memory::record_peak_at(block, kind, SpectrumVariant::Exact, input, s);
+        self.fits(bytes) && dense_seconds(block, input, s) <= self.dense_seconds
+    }
+
+    /// Whether one record of `bytes` fits the memory allowance.
+    fn fits(&self, bytes: u64) -> bool {
         self.record_bytes.is_none_or(|limit| bytes <= limit)
-            && dense_seconds(block, input, s) <= self.dense_seconds
     }
 
     /// The largest reduced size up to which `auto` solves densely (0: none).
@@ -275,7 +277,8 @@ fn row(
     };
     let dense_bytes = memory::record_peak(block, kind, variant, input);
     let krylov_bytes = memory::krylov_peak(block, input);
-    let fits = |bytes: u64| policy.record_bytes.is_none_or(|limit| bytes <= limit);
+    let fits = |bytes: u64| policy.fits(bytes);
+    let flops = jvp_flops(block, input);
     let over = |what: &str, bytes: u64| {
         format!(
             "{what} needs up to {} (an upper bound), more than the {} a record may use ({})",
@@ -323,8 +326,8 @@ fn row(
         dense_bytes,
         dense_seconds: dense_seconds(block, input, bound),
         krylov_bytes,
-        krylov_seconds: KRYLOV_JVPS * jvp_flops(block, input) as f64 / JVP_FLOP_RATE,
-        jvp_flops: jvp_flops(block, input),
+        krylov_seconds: KRYLOV_JVPS * flops as f64 / JVP_FLOP_RATE,
+        jvp_flops: flops,
         choice,
     }
 }

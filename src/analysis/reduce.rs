@@ -216,13 +216,8 @@ pub fn factors(lin: &Linearization<'_>, cut: usize) -> Result<Arc<Factors>> {
     let branch = &lin.block.branch;
     let at = branch.relu_positions()[cut];
     let end = branch.layers.len();
-    let inner_channels = branch.channels_after(lin.in_shape[0])[at];
     let hw = [lin.in_shape[1], lin.in_shape[2]];
-    let inner_shape = [
-        inner_channels,
-        branch.lens_after(hw[0])[at],
-        branch.lens_after(hw[1])[at],
-    ];
+    let inner_shape = branch.shape_after(lin.in_shape, at);
     let half = |range: std::ops::Range<usize>, from: [usize; 3], to: [usize; 3]| {
         let apply = |t: &Tensor| branch.jvp_range(&lin.trace.branch, range.clone(), t);
         FootprintJacobian::assemble(&LinearMap {

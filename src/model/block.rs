@@ -281,15 +281,10 @@ impl ResidualBlock {
     /// Shape (C, H, W) of what the shortcut reads (after the first
     /// `shortcut_tap` branch layers) for block input shape `input`.
     fn tapped_shape(&self, input: [usize; 3]) -> [usize; 3] {
-        if self.shortcut_tap == 0 {
-            return input;
+        match self.shortcut_tap {
+            0 => input,
+            tap => self.branch.shape_after(input, tap - 1),
         }
-        let last = self.shortcut_tap - 1;
-        [
-            self.branch.channels_after(input[0])[last],
-            self.branch.lens_after(input[1])[last],
-            self.branch.lens_after(input[2])[last],
-        ]
     }
 
     /// Output shape (C, H, W) for input shape (C, H, W).

@@ -61,16 +61,23 @@ impl Conv2d {
     /// k^2 times fewer flops than im2col over the padding.
     pub fn linear_part(&self, t: &Tensor) -> Result<Tensor> {
         let (_, _, h, w) = t.dims4()?;
-        let k = self.kernel_size();
-        if h == 1 && w == 1 && self.padding < k && self.out_len(1) == 1 {
-            let centre = self
-                .weight
-                .narrow(2, self.padding, 1)?
-                .narrow(3, self.padding, 1)?
-                .contiguous()?;
+        if let Some(centre) = self.centre_tap([h, w])? {
             return Ok(t.conv2d(&centre, 0, 1, 1, self.groups)?);
         }
         Ok(t.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?)
+    }
+
+    /// The centre weights (C_out, C_in / groups, 1, 1) when the input is a
+    /// 1 x 1 map whose output is 1 x 1: the only tap that meets a pixel
+    /// ([`Self::linear_part`] and its adjoint use them as a 1 x 1 conv).
+    fn centre_tap(&self, in_hw: [usize; 2]) -> Result<Option<Tensor>> {
+        let p = self.padding;
+        if in_hw != [1, 1] || p >= self.kernel_size() || self.out_len(1) != 1 {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.weight.narrow(2, p, 1)?.narrow(3, p, 1)?.contiguous()?,
+        ))
     }
 
     /// The adjoint W^T y of [`Self::linear_part`]: the transposed convolution
@@ -115,12 +122,17 @@ impl Conv2d {
             ))
             .into());
         }
-        let (k, p) = (self.kernel_size(), self.padding);
-        if in_hw == [1, 1] && p < k && out_hw == [1, 1] {
-            let centre = self.weight.narrow(2, p, 1)?.narrow(3, p, 1)?;
+        if let Some(centre) = self.centre_tap(in_hw)? {
             return transposed_conv(&centre, [1, 1, 0], self.groups, y, in_hw);
         }
-        transposed_conv(&self.weight, [k, self.stride, p], self.groups, y, in_hw)
+        let k = self.kernel_size();
+        transposed_conv(
+            &self.weight,
+            [k, self.stride, self.padding],
+            self.groups,
+            y,
+            in_hw,
+        )
     }
 
     /// Output spatial size for input size `len` (PyTorch floor rule).
@@ -525,6 +537,15 @@ impl Branch {
                 .collect();
             AxisFootprint::new(reach, len_before(range.end))
         })
+    }
+
+    /// Shape (C, H, W) after layer `layer` for a branch input of shape `input`.
+    pub fn shape_after(&self, input: [usize; 3], layer: usize) -> [usize; 3] {
+        [
+            self.channels_after(input[0])[layer],
+            self.lens_after(input[1])[layer],
+            self.lens_after(input[2])[layer],
+        ]
     }
 
     /// Spatial length after every layer, for an input of spatial length `len`.

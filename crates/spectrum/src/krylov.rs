@@ -177,8 +177,6 @@ struct Arnoldi {
     m_max: usize,
     v: Vec<f64>,
     h: Mat<f64>,
-    /// The norm of the last new direction: the decomposition's coupling.
-    beta: f64,
     applications: usize,
     restarts: usize,
     invariant: bool,
@@ -228,7 +226,6 @@ impl Arnoldi {
             m_max,
             v: vec![0.0; n * (m_max + 1)],
             h: Mat::zeros(m_max + 1, m_max),
-            beta: 0.0,
             applications: 0,
             restarts: 0,
             invariant: false,
@@ -267,7 +264,6 @@ impl Arnoldi {
             }
             let beta = norm(&w);
             self.h[(j + 1, j)] = beta;
-            self.beta = beta;
             if beta <= f64::EPSILON * norm_aw.max(f64::MIN_POSITIVE) * (j + 1) as f64 {
                 self.invariant = true;
                 return Ok(j + 1);
