@@ -93,6 +93,7 @@ fn same_extremes(k: &Record, d: &Record, rel: f64, what: &str) {
         }
     }
     assert!(k.applications.unwrap() > 0 && k.restarts.is_some());
+    assert!(k.krylov_dim.is_some_and(|d| (2..=96).contains(&d)), "{k:?}");
 }
 
 #[test]

@@ -30,10 +30,21 @@ use crate::analysis::reduce::Form;
 use crate::error::{Error, Result};
 use crate::model::JacobianKind;
 
-/// Krylov basis size: memory (KRYLOV_DIM + 1) n f64 per run.
+/// Krylov basis size of the first cycles. Classical Gram-Schmidt against the
+/// basis is memory-bound at n = 10^5-10^6 and costs about as much as a JVP
+/// at 48 vectors, so most records are cheapest with a short basis.
 pub const KRYLOV_DIM: usize = 48;
 
-/// Restart cap of one run (at most about KRYLOV_DIM / 2 applications each).
+/// The basis size after [`GROW_AFTER`] restarts without convergence, and
+/// the memory bound: (KRYLOV_MAX_DIM + 1) n f64 per run. A clustered
+/// extreme that needs hundreds of restarts at 48 needs a few at 96
+/// (BENCHMARKS.md, ImageNet scale).
+pub const KRYLOV_MAX_DIM: usize = 96;
+
+/// Restarts of the short basis before it grows.
+const GROW_AFTER: usize = 16;
+
+/// Restart cap of one run (at most about KRYLOV_MAX_DIM / 2 applications each).
 const MAX_RESTARTS: usize = 400;
 
 /// The true relative Ritz residual a reported extreme must reach. A float32
@@ -52,7 +63,9 @@ pub fn krylov_tolerance(dtype: DType) -> f64 {
 fn options(lin: &Linearization<'_>, par: Par) -> KrylovOptions {
     KrylovOptions {
         tol: krylov_tolerance(lin.block.branch.dtype()),
-        max_dim: KRYLOV_DIM,
+        dim: KRYLOV_DIM,
+        max_dim: KRYLOV_MAX_DIM,
+        grow_after: GROW_AFTER,
         max_restarts: MAX_RESTARTS,
         par,
         ..KrylovOptions::default()
@@ -241,6 +254,7 @@ fn extreme(
 struct Evidence {
     applications: usize,
     restarts: usize,
+    dim: usize,
     converged: bool,
     notes: Vec<String>,
     tol: f64,
@@ -258,6 +272,7 @@ impl Evidence {
     fn add(&mut self, report: &KrylovReport) {
         self.applications += report.applications;
         self.restarts += report.restarts;
+        self.dim = self.dim.max(report.dim);
         self.converged &= report.converged();
     }
 
@@ -281,6 +296,7 @@ impl Evidence {
         record.method = Method::Krylov;
         record.applications = Some(self.applications);
         record.restarts = Some(self.restarts);
+        record.krylov_dim = Some(self.dim);
         record.krylov_tol = Some(self.tol);
         record.converged = Some(self.converged);
         let mut notes = self.notes;

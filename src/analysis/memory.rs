@@ -25,7 +25,7 @@
 //! in parallel each hold one.
 
 use crate::analysis::jacobian::MAX_BATCH as JVP_BATCH;
-use crate::analysis::matrix_free::KRYLOV_DIM;
+use crate::analysis::matrix_free::KRYLOV_MAX_DIM;
 use crate::error::{Error, Result};
 use crate::model::{JacobianKind, ResidualBlock, Shortcut};
 use stiffness_records::SpectrumVariant;
@@ -161,13 +161,13 @@ pub fn record_peak(
 }
 
 /// The peak bytes of one matrix-free record of `block` at `input` (either
-/// kind): the Krylov basis of [`KRYLOV_DIM`] + 1 vectors of length n (the
+/// kind): the Krylov basis of at most [`KRYLOV_MAX_DIM`] + 1 vectors of length n (the
 /// Söderlind run works on the whole input space; the reduced operator's
 /// space is smaller), the restart's product V Q (up to half the basis), a
 /// few work vectors, and one tangent through every layer.
 pub fn krylov_peak(block: &ResidualBlock, input: [usize; 3]) -> u64 {
     let n: u64 = input.iter().map(|&d| d as u64).product();
-    let vectors = (KRYLOV_DIM + 1 + KRYLOV_DIM / 2 + 8) as u64;
+    let vectors = (KRYLOV_MAX_DIM + 1 + KRYLOV_MAX_DIM / 2 + 8) as u64;
     8 * n * vectors + jvp_batch_bytes(block, input).div_ceil(JVP_BATCH as u64)
 }
 

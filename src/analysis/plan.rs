@@ -21,7 +21,7 @@ use std::str::FromStr;
 
 use stiffness_records::{JacobianKind, Method, SpectrumVariant};
 
-use crate::analysis::matrix_free::KRYLOV_DIM;
+use crate::analysis::matrix_free::KRYLOV_MAX_DIM;
 use crate::analysis::measure::dense_svd_fits;
 use crate::analysis::memory::{self, gib};
 use crate::error::{Error, Result};
@@ -382,7 +382,7 @@ pub fn render(rows: &[Row]) -> String {
          varies with convergence); MFLOP/Jv: one JVP. Times are for one sample on this \
          project's 2-core machine: scale them to yours.\n",
         DENSE_FLOP_RATE / 1e9,
-        KRYLOV_DIM + 1,
+        KRYLOV_MAX_DIM + 1,
         KRYLOV_JVPS,
         JVP_FLOP_RATE / 1e9
     );

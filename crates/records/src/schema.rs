@@ -216,6 +216,10 @@ pub struct Record {
     /// Krylov: thick restarts, summed over the runs of the record.
     #[serde(default)]
     pub restarts: Option<usize>,
+    /// Krylov: the largest basis any run of the record used (it starts
+    /// short and grows only when the restarts do not converge).
+    #[serde(default)]
+    pub krylov_dim: Option<usize>,
     /// Krylov: the relative residual a reported extreme had to reach.
     #[serde(default, with = "nonfinite::option")]
     pub krylov_tol: Option<f64>,

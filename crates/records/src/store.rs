@@ -188,6 +188,7 @@ pub fn record_columns() -> Vec<&'static str> {
         "method",
         "applications",
         "restarts",
+        "krylov_dim",
         "krylov_tol",
         "converged",
         "max_re_residual",

@@ -19,6 +19,7 @@ pub mod error;
 pub mod figures;
 pub mod fsutil;
 pub mod metric;
+pub mod paper;
 pub mod plots;
 pub mod report;
 pub mod tables;

@@ -212,6 +212,7 @@ fn document(
     }
     b.extend(correlations(a, opt, Scope::Labels));
     b.extend(correlations(a, opt, Scope::Samples));
+    b.extend(crate::paper::section(data, a, opt.alpha));
     b.extend(figure_section(figs, !a.checkpoints.is_empty()));
     b.push(Block::Heading(2, "Notes".into()));
     b.push(if notes.is_empty() {

@@ -30,6 +30,7 @@ const HEADINGS: &[&str] = &[
     "## Depth trends",
     "## Correlations across labels",
     "## Correlations across samples",
+    "## Against the paper",
     "## Figures",
     "### Metric against depth",
     "### Eigenvalues in the complex plane",
@@ -277,5 +278,94 @@ fn failure_records_never_replace_computed_ones_and_count_once() {
             data.failed,
             vec![(1, other.block.clone(), "a JVP overflowed".to_string())]
         );
+    }
+}
+
+/// The rows of the "Against the paper" table of `md` (cells trimmed).
+fn paper_rows(md: &str) -> Vec<Vec<String>> {
+    let section = md.split("## Against the paper").nth(1).unwrap_or("");
+    let section = section.split("\n## ").next().unwrap();
+    section
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| model"))
+        .map(|l| {
+            l.trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn the_paper_section_sets_its_figures_beside_the_reports_tests() {
+    use stiffness_records::{JacobianKind, SpectrumVariant};
+    use stiffness_report::aggregate::GroupKey;
+    use stiffness_report::analysis::{Analysis, Scope, Target};
+    use stiffness_report::dataset::{Dataset, ModelId};
+    use stiffness_report::figures::short;
+    use stiffness_stats::Method;
+    for (arch, published) in [("resnet18", Some("-0.36")), ("resnet-cifar-test", None)] {
+        let dir = temp_dir(&format!("paper-in-{arch}"));
+        write_dir(&dir, &all_records(), true);
+        let mut m = manifest();
+        m.arch = arch.into();
+        fs::write(
+            dir.join(stiffness_records::MANIFEST_JSON),
+            serde_json::to_string(&m).unwrap(),
+        )
+        .unwrap();
+        let out = temp_dir(&format!("paper-out-{arch}"));
+        write_report(std::slice::from_ref(&dir), &out, &ReportOptions::default()).unwrap();
+        let rows = paper_rows(&fs::read_to_string(out.join("report.md")).unwrap());
+        let data = Dataset::load(&[dir]).unwrap();
+        let a = Analysis::new(&data, false).unwrap();
+        // The last square block (layer2.1), J_B, both spectra: 4 tests and
+        // 2 means each.
+        assert_eq!(rows.len(), 12, "{rows:?}");
+        for variant in [SpectrumVariant::Exact, SpectrumVariant::PaperCompat] {
+            let key = GroupKey {
+                model: ModelId {
+                    name: "resnet-test".into(),
+                    sha256: SHA.into(),
+                },
+                block_index: 3,
+                block: "layer2.1".into(),
+                kind: JacobianKind::Block,
+                spectrum: variant,
+            };
+            let test = a
+                .find(
+                    &key,
+                    Metric::StiffnessIndex,
+                    Scope::Labels,
+                    Target::Accuracy,
+                    Method::Pearson,
+                )
+                .unwrap();
+            let c = test.result.as_ref().unwrap();
+            let row = rows
+                .iter()
+                .find(|r| r[2] == variant.to_string() && r[3] == "r(stiffness_index, accuracy)")
+                .unwrap();
+            assert_eq!(row[0..2], ["resnet-test", "layer2.1"]);
+            assert_eq!(row[4], published.unwrap_or("–"), "{row:?}");
+            assert_eq!(row[5], short(c.r));
+            assert_eq!(row[6], "4");
+            assert!(row[10].starts_with("significant") || row[10].starts_with("not significant"));
+            assert_eq!(
+                row[10].contains("paper's r"),
+                published.is_some(),
+                "{row:?}"
+            );
+            let mean = a.overall(&key, Metric::StiffnessIndex).unwrap();
+            let row = rows
+                .iter()
+                .find(|r| r[2] == variant.to_string() && r[3] == "mean stiffness_index")
+                .unwrap();
+            assert_eq!(row[5], short(mean.summary.unwrap().mean));
+            // The paper's ResNet50 means are shown only for a ResNet50.
+            assert_eq!(row[4], "–");
+        }
     }
 }

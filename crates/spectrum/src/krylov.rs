@@ -25,7 +25,12 @@
 //! normal operator the eigenvalue is then within that residual of an exact
 //! one; for a non-normal one within residual x its condition number. A
 //! target that does not converge is reported as such with its residual,
-//! never as an exact value. Memory: (max_dim + 1) vectors of length n.
+//! never as an exact value.
+//!
+//! **Cost.** The basis starts short (`dim` vectors) and grows to `max_dim`
+//! only when the restarts do not converge; the Ritz values are checked every
+//! `check_every` steps, so a run ends where it has converged, not at the end
+//! of a cycle. Memory: (max_dim + 1) vectors of length n.
 
 use crate::lanczos::start_vector;
 use crate::{Error, Result};
@@ -73,11 +78,24 @@ impl Target {
 pub struct KrylovOptions {
     /// A target is converged when the true residual of its Ritz pair is at
     /// most `tol * scale` (the iteration runs until the estimated residuals
-    /// are below [`STOP_MARGIN`] of that), scale = the largest |Ritz value| (an estimate of the
-    /// spectral radius, at least `f64::MIN_POSITIVE`).
+    /// are below [`STOP_MARGIN`] of that), scale = the largest |Ritz value|
+    /// (an estimate of the spectral radius, at least `f64::MIN_POSITIVE`).
     pub tol: f64,
-    /// Largest basis size m (capped at n); memory is (m + 1) n f64.
+    /// Basis size m of the first cycles (capped at `max_dim` and n).
+    pub dim: usize,
+    /// Largest basis size (capped at n); memory is (max_dim + 1) n f64.
+    /// After `grow_after` restarts without convergence the basis grows from
+    /// `dim` to this: a clustered extreme that a short basis separates only
+    /// over hundreds of restarts is separated by a longer one in a few, while
+    /// the common case keeps the cheaper orthogonalisation of a short basis.
     pub max_dim: usize,
+    /// Restarts before the basis grows to `max_dim`.
+    pub grow_after: usize,
+    /// The Ritz values are checked for convergence every `check_every`
+    /// expansion steps (eigenvalues of an m x m matrix, m <= max_dim: cheap
+    /// beside an operator application), so a run stops as soon as it has
+    /// converged instead of at the end of a cycle.
+    pub check_every: usize,
     /// Restart cap; past it the unconverged targets are reported as such.
     pub max_restarts: usize,
     /// Seed of the pseudo-random start vector.
@@ -87,11 +105,15 @@ pub struct KrylovOptions {
 }
 
 impl Default for KrylovOptions {
-    /// `tol = 1e-10`, `max_dim = 48`, `max_restarts = 200`, one thread.
+    /// `tol = 1e-10`, `dim = 48` growing to `max_dim = 96` after 16
+    /// restarts, checks every 16 steps, `max_restarts = 200`, one thread.
     fn default() -> Self {
         Self {
             tol: 1e-10,
-            max_dim: 48,
+            dim: 48,
+            max_dim: 96,
+            grow_after: 16,
+            check_every: 16,
             max_restarts: 200,
             seed: 0x6b72_796c_6f76_5f73,
             par: Par::Seq,
@@ -118,6 +140,8 @@ pub struct KrylovReport {
     pub applications: usize,
     /// Thick restarts performed.
     pub restarts: usize,
+    /// The basis size at the end (`dim`, or `max_dim` once grown).
+    pub dim: usize,
     /// The scale residuals are relative to (largest |Ritz value|).
     pub scale: f64,
     /// The tolerance applied.
@@ -150,12 +174,14 @@ pub fn krylov_schur(
             "Krylov-Schur needs a non-empty operator and at least one target".into(),
         ));
     }
-    let mut run = Arnoldi::new(n, opts.max_dim.clamp(2, n.max(2)).min(n), opts);
+    let max_dim = opts.max_dim.clamp(2, n.max(2)).min(n);
+    let mut run = Arnoldi::new(n, opts.dim.max(2).min(max_dim), opts);
     run.basis_mut(0)
         .copy_from_slice(&start_vector(n, opts.seed));
-    let mut k = 0;
+    let step = opts.check_every.max(1);
+    let mut m = 0;
     loop {
-        let m = run.expand(op, k)?;
+        m = run.expand(op, m, (m + step).min(run.m_max))?;
         let ritz = run.ritz(m)?;
         let scale = ritz.scale();
         let best: Vec<usize> = targets.iter().map(|&t| ritz.best(t)).collect();
@@ -163,10 +189,16 @@ pub fn krylov_schur(
             || best
                 .iter()
                 .all(|&i| ritz.estimated_residual[i] <= STOP_MARGIN * opts.tol * scale);
-        if done || run.restarts >= opts.max_restarts || m < 2 {
+        if done || m < 2 || (m == run.m_max && run.restarts >= opts.max_restarts) {
             return run.finish(op, m, &ritz, &best, scale);
         }
-        k = run.restart(m, &ritz, targets);
+        if m == run.m_max {
+            if run.restarts >= opts.grow_after && run.m_max < max_dim {
+                run.grow(max_dim);
+            } else {
+                m = run.restart(m, &ritz, targets);
+            }
+        }
     }
 }
 
@@ -241,13 +273,18 @@ impl Arnoldi {
         &mut self.v[j * self.n..(j + 1) * self.n]
     }
 
-    /// Extend the decomposition from k to at most m_max columns; returns the
-    /// size m reached (smaller on an invariant subspace).
-    fn expand(&mut self, op: &mut dyn FnMut(&[f64], &mut [f64]), k: usize) -> Result<usize> {
+    /// Extend the decomposition from k to `upto` (<= m_max) columns; returns
+    /// the size reached (smaller on an invariant subspace).
+    fn expand(
+        &mut self,
+        op: &mut dyn FnMut(&[f64], &mut [f64]),
+        k: usize,
+        upto: usize,
+    ) -> Result<usize> {
         let n = self.n;
         let mut w = vec![0.0; n];
         let mut coeffs = Mat::<f64>::zeros(self.m_max, 1);
-        for j in k..self.m_max {
+        for j in k..upto {
             op(&self.v[j * n..(j + 1) * n], &mut w);
             self.applications += 1;
             if w.iter().any(|x| !x.is_finite()) {
@@ -271,7 +308,19 @@ impl Arnoldi {
             let next = self.basis_mut(j + 1);
             next.iter_mut().zip(&w).for_each(|(x, w)| *x = w / beta);
         }
-        Ok(self.m_max)
+        Ok(upto)
+    }
+
+    /// Room for a basis of `m_max` columns, the decomposition kept as it is
+    /// (the coupling vector stays the column after the last).
+    fn grow(&mut self, m_max: usize) {
+        self.v.resize(self.n * (m_max + 1), 0.0);
+        let mut h = Mat::zeros(m_max + 1, m_max);
+        h.as_mut()
+            .submatrix_mut(0, 0, self.m_max + 1, self.m_max)
+            .copy_from(self.h.as_ref());
+        self.h = h;
+        self.m_max = m_max;
     }
 
     /// c = V_j^T w, w -= V_j c.
@@ -456,6 +505,7 @@ impl Arnoldi {
             estimates,
             applications: self.applications,
             restarts: self.restarts,
+            dim: self.m_max,
             scale,
             tol: self.opts.tol,
             invariant: self.invariant,
@@ -658,6 +708,66 @@ mod tests {
         for (t, e) in ALL.iter().zip(&report.estimates) {
             assert!((t.score(e.value) - best_of(&all, *t)).abs() < 1e-8 * 100.0);
         }
+    }
+
+    #[test]
+    fn separated_extremes_stop_inside_the_first_cycle() {
+        // Eigenvalues 10 and -10 far from the rest (in [-1, 1]): the
+        // in-cycle checks end the run long before a 48-vector basis is full.
+        let n = 1000;
+        let mut rng = Rng::new(17);
+        let mut a = Mat::<f64>::zeros(n, n);
+        for i in 0..n {
+            a[(i, i)] = 2.0 * rng.uniform() - 1.0;
+        }
+        a[(0, 0)] = 10.0;
+        a[(1, 1)] = -10.0;
+        let q = random_matrix(&mut rng, n, n).qr().compute_Q();
+        let a = q.transpose() * &a * &q;
+        let opts = KrylovOptions {
+            tol: 1e-8,
+            ..Default::default()
+        };
+        let report = krylov_schur(n, &mut dense_op(&a), &ALL, &opts).unwrap();
+        assert!(report.converged(), "{report:?}");
+        assert_eq!(report.restarts, 0, "{report:?}");
+        assert!(report.applications < 48, "{report:?}");
+        assert!(
+            (report.estimates[0].value.re - 10.0).abs() < 1e-7,
+            "{report:?}"
+        );
+        assert!(
+            (report.estimates[1].value.re + 10.0).abs() < 1e-7,
+            "{report:?}"
+        );
+    }
+
+    #[test]
+    fn basis_grows_when_restarts_do_not_converge() {
+        // A random non-symmetric matrix (a disk of eigenvalues: its extremes
+        // are poorly separated) with a basis too short for it: after
+        // `grow_after` restarts it grows to `max_dim`, converges to the
+        // dense answer and needs fewer applications than the short basis.
+        let n = 300;
+        let mut rng = Rng::new(11);
+        let a = random_matrix(&mut rng, n, n);
+        let opts = KrylovOptions {
+            dim: 8,
+            max_dim: 40,
+            grow_after: 3,
+            max_restarts: 500,
+            ..Default::default()
+        };
+        let report = krylov_schur(n, &mut dense_op(&a), &ALL, &opts).unwrap();
+        assert_eq!(report.dim, 40, "{report:?}");
+        assert!(report.restarts > 3, "{report:?}");
+        check_against_dense(&a, &opts, 1e-8);
+        let fixed = KrylovOptions { max_dim: 8, ..opts };
+        let short = krylov_schur(n, &mut dense_op(&a), &ALL, &fixed).unwrap();
+        assert!(
+            short.applications > report.applications,
+            "{short:?} vs {report:?}"
+        );
     }
 
     #[test]

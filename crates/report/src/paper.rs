@@ -1,0 +1,268 @@
+//! The paper's published figures beside this report's: "Block-level
+//! stiffness analysis of residual networks" (ICLR 2023 submission) reports,
+//! for the last residual block of torchvision ResNets, per-label Pearson
+//! correlations of the stiffness index with accuracy (significant at
+//! p <= 0.05) and, for ResNet50, the block's mean stiffness index and share
+//! of eigenvalues with negative real part. Its Jacobian is the whole
+//! block's (J_B) and its spectrum the slice spectrum this tool calls
+//! paper-compatible; both spectra are shown here when they were computed.
+
+use crate::aggregate::GroupKey;
+use crate::analysis::{Analysis, Scope, Target};
+use crate::dataset::{Dataset, ModelId};
+use crate::doc::Block;
+use crate::figures::{pval, short};
+use crate::metric::Metric;
+use stiffness_records::JacobianKind;
+use stiffness_stats::{Correlation, Method};
+
+/// The paper's per-label Pearson r of the last block's stiffness index with
+/// accuracy, by torchvision architecture.
+pub const PUBLISHED_R: [(&str, f64); 3] = [
+    ("resnet18", -0.36),
+    ("resnet34", -0.20),
+    ("resnet50", -0.27),
+];
+
+/// The paper's ResNet50 last block: mean stiffness index and share of
+/// eigenvalues with negative real part.
+pub const PUBLISHED_RESNET50: [(Metric, f64); 2] =
+    [(Metric::StiffnessIndex, -35.32), (Metric::NegShare, 0.3196)];
+
+/// The tests shown for the last block: the stiffness index and the share of
+/// negative real parts against per-label accuracy and loss.
+const TESTS: [(Metric, Target); 4] = [
+    (Metric::StiffnessIndex, Target::Accuracy),
+    (Metric::StiffnessIndex, Target::Loss),
+    (Metric::NegShare, Target::Accuracy),
+    (Metric::NegShare, Target::Loss),
+];
+
+/// The section "Against the paper": one table row per test or value of the
+/// last square block of every model (J_B, every spectrum variant analysed),
+/// with the paper's figure where it published one for that architecture,
+/// and a verdict. Empty when no model has a square block with J_B records.
+pub fn section(data: &Dataset, a: &Analysis, alpha: f64) -> Vec<Block> {
+    let mut rows = Vec::new();
+    for model in data.models() {
+        let arch = data.manifest(&model).map(|m| m.arch.as_str()).unwrap_or("");
+        for key in last_block(a, &model) {
+            rows.extend(correlation_rows(a, &key, arch, alpha));
+            rows.extend(value_rows(a, &key, arch));
+        }
+    }
+    if rows.is_empty() {
+        return Vec::new();
+    }
+    let header = [
+        "model", "block", "spectrum", "what", "paper", "here", "n", "95% CI", "p", "q", "verdict",
+    ];
+    vec![
+        Block::Heading(2, "Against the paper".into()),
+        Block::Para(format!(
+            "The paper's figures beside ours for the last square block of each model, whole-block \
+             Jacobian J_B (the paper's). Correlations are across labels (Pearson, per-label metric \
+             mean against per-label accuracy or mean loss); the paper calls them significant at \
+             p <= 0.05 without correction for multiple tests, so both p and the Benjamini-Hochberg \
+             q over this report's family are shown, and the verdict names which one passes \
+             alpha = {alpha}. Means are over all analysed samples with their 95% t-interval. The \
+             paper published r for torchvision ResNet18 (-0.36), ResNet34 (-0.20) and ResNet50 \
+             (-0.27), and for ResNet50 a mean stiffness index of -35.32 and 31.96 % negative real \
+             parts; other architectures show ours alone."
+        )),
+        Block::Table(header.iter().map(|s| s.to_string()).collect(), rows),
+    ]
+}
+
+/// The groups (one per spectrum variant) of the deepest square block of
+/// `model` with J_B records.
+fn last_block(a: &Analysis, model: &ModelId) -> Vec<GroupKey> {
+    let square = |k: &GroupKey| {
+        &k.model == model
+            && k.kind == JacobianKind::Block
+            && a.overall(k, Metric::StiffnessIndex).is_some()
+    };
+    let Some(depth) = a
+        .groups
+        .keys()
+        .filter(|k| square(k))
+        .map(|k| k.block_index)
+        .max()
+    else {
+        return Vec::new();
+    };
+    a.groups
+        .keys()
+        .filter(|k| square(k) && k.block_index == depth)
+        .cloned()
+        .collect()
+}
+
+fn published_r(arch: &str) -> Option<f64> {
+    PUBLISHED_R
+        .iter()
+        .find(|(a, _)| *a == arch)
+        .map(|(_, r)| *r)
+}
+
+fn correlation_rows(a: &Analysis, key: &GroupKey, arch: &str, alpha: f64) -> Vec<Vec<String>> {
+    TESTS
+        .iter()
+        .filter_map(|&(metric, target)| {
+            let row = a.find(key, metric, Scope::Labels, target, Method::Pearson)?;
+            let paper = (metric, target) == (Metric::StiffnessIndex, Target::Accuracy);
+            let paper = paper.then(|| published_r(arch)).flatten();
+            let mut cells = vec![
+                key.model.name.clone(),
+                key.block.clone(),
+                key.spectrum.to_string(),
+                format!("r({metric}, {})", target.as_str()),
+                paper.map_or("–".into(), |p| p.to_string()),
+            ];
+            match &row.result {
+                Ok(c) => {
+                    cells.extend([
+                        short(c.r),
+                        c.n.to_string(),
+                        format!("[{}, {}]", short(c.ci_low), short(c.ci_high)),
+                        pval(c.p),
+                        row.q.map_or("–".into(), pval),
+                        verdict(c, row.q, paper, alpha),
+                    ]);
+                }
+                Err(e) => cells.extend([
+                    format!("not computable: {}", e.reason),
+                    e.n.to_string(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ]),
+            }
+            Some(cells)
+        })
+        .collect()
+}
+
+/// Whether the correlation `c` (with BH q) supports a published r of
+/// `paper` (or, without one, whether it is significant at all).
+pub fn verdict(c: &Correlation, q: Option<f64>, paper: Option<f64>, alpha: f64) -> String {
+    let by_p = c.p < alpha;
+    let by_q = q.is_some_and(|q| q < alpha);
+    let level = match (by_p, by_q) {
+        (_, true) => format!("significant (p and q < {alpha})"),
+        (true, false) => format!("significant by p only (q >= {alpha})"),
+        (false, _) => format!("not significant (p >= {alpha})"),
+    };
+    let Some(r) = paper else {
+        return level;
+    };
+    let sign = if !by_p {
+        ""
+    } else if (c.r < 0.0) == (r < 0.0) {
+        ", same sign as the paper"
+    } else {
+        ", opposite sign to the paper"
+    };
+    let inside = if (c.ci_low..=c.ci_high).contains(&r) {
+        "the paper's r is inside the 95% CI"
+    } else {
+        "the 95% CI excludes the paper's r"
+    };
+    format!("{level}{sign}; {inside}")
+}
+
+fn value_rows(a: &Analysis, key: &GroupKey, arch: &str) -> Vec<Vec<String>> {
+    [Metric::StiffnessIndex, Metric::NegShare]
+        .iter()
+        .filter_map(|&metric| {
+            let g = a.overall(key, metric)?;
+            let paper = PUBLISHED_RESNET50
+                .iter()
+                .find(|(m, _)| arch == "resnet50" && *m == metric)
+                .map(|(_, v)| *v);
+            let mut cells = vec![
+                key.model.name.clone(),
+                key.block.clone(),
+                key.spectrum.to_string(),
+                format!("mean {metric}"),
+                paper.map_or("–".into(), |p| p.to_string()),
+            ];
+            let excluded = g.counts.excluded();
+            let Some(s) = g.summary else {
+                cells.extend([
+                    format!("undefined ({excluded} inf/NaN)"),
+                    "0".into(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ]);
+                return Some(cells);
+            };
+            let ci = match (s.ci_low, s.ci_high) {
+                (Some(lo), Some(hi)) => format!("[{}, {}]", short(lo), short(hi)),
+                _ => "–".into(),
+            };
+            let verdict = match (paper, s.ci_low, s.ci_high) {
+                (Some(p), Some(lo), Some(hi)) if (lo..=hi).contains(&p) => {
+                    "the paper's value is inside the 95% CI".to_string()
+                }
+                (Some(_), Some(_), Some(_)) => "the 95% CI excludes the paper's value".into(),
+                _ => String::new(),
+            };
+            let excluded = if excluded > 0 {
+                format!(" ({excluded} inf/NaN excluded)")
+            } else {
+                String::new()
+            };
+            cells.extend([
+                format!("{}{excluded}", short(s.mean)),
+                s.n.to_string(),
+                ci,
+                String::new(),
+                String::new(),
+                verdict,
+            ]);
+            Some(cells)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn corr(r: f64, p: f64, ci: (f64, f64)) -> Correlation {
+        Correlation {
+            method: Method::Pearson,
+            n: 200,
+            r,
+            p,
+            ci_low: ci.0,
+            ci_high: ci.1,
+            level: 0.95,
+            excluded: 0,
+        }
+    }
+
+    #[test]
+    fn verdicts_name_the_level_the_sign_and_the_interval() {
+        let c = corr(-0.3, 1e-5, (-0.42, -0.17));
+        assert_eq!(
+            verdict(&c, Some(1e-3), Some(-0.36), 0.05),
+            "significant (p and q < 0.05), same sign as the paper; the paper's r is inside the 95% CI"
+        );
+        let c = corr(0.2, 0.004, (0.06, 0.33));
+        assert_eq!(
+            verdict(&c, Some(0.2), Some(-0.36), 0.05),
+            "significant by p only (q >= 0.05), opposite sign to the paper; the 95% CI excludes the paper's r"
+        );
+        let c = corr(-0.05, 0.48, (-0.19, 0.09));
+        assert_eq!(
+            verdict(&c, Some(0.9), Some(-0.20), 0.05),
+            "not significant (p >= 0.05); the 95% CI excludes the paper's r"
+        );
+        assert_eq!(verdict(&c, None, None, 0.05), "not significant (p >= 0.05)");
+    }
+}

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Negative-real-part counts: a dense LAPACK solve of the full Jacobian vs the exact spectrum.
+
+A trained Bottleneck's residual branch J_F = U V factors through its narrowest
+active layer (rank m, METHOD.md section 5), so it has an (n - m)-fold zero
+eigenvalue. `torch.linalg.eigvals` (LAPACK geev) on the full float64 n x n
+Jacobian scatters that zero into a cloud of small eigenvalues, some with
+Re < -tol, and the share of negative real parts it reports is inflated. The
+tool's exact spectrum gives those zeros exactly. This script shows it on real
+images: for each image it computes
+
+- PyTorch: `torch.func.jacrev` of the branch at float64(block input) (the
+  paper's pipeline, flattened), then `torch.linalg.eigvals`;
+- resnet-stiffness: `analyze --input-npy` on the same input tensor, exact
+  spectrum, `--save-eigenvalues`;
+
+and prints, per image, the counts of eigenvalues with Re < -tol
+(tol = 1e-6 max(1, rho), the tool's), the modulus histogram of LAPACK's
+eigenvalues, and the largest distance between the two spectra over the
+eigenvalues with |lambda| > 1e-4 (matched nearest-first).
+
+Benchmark only: PyTorch is never a dependency of the tool or its tests.
+
+    /work/bench-venv/bin/python scripts/lapack_vs_exact.py \
+        --model models/cifar10-resnet50/model.safetensors --arch resnet50 --block layer3.1
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+from PIL import Image
+
+from bench_vs_pytorch import block_inputs, load_model, named_blocks
+
+BINS = [0.0, 1e-10, 1e-8, 1e-6, 1e-4, np.inf]
+
+
+def image_tensor(path):
+    pixels = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def lapack_spectrum(fn, x):
+    """Eigenvalues of the flattened float64 Jacobian of fn at x (geev)."""
+    shape = x.shape
+    jac = torch.func.jacrev(lambda v: fn(v.view(shape)).flatten())(x.flatten())
+    return torch.linalg.eigvals(jac).numpy()
+
+
+def tool_spectrum(tool, model, x, block, kind):
+    work = tempfile.mkdtemp(prefix="lapack-vs-exact-")
+    npy = os.path.join(work, "input.npy")
+    np.save(npy, x.numpy())
+    out = os.path.join(work, "out")
+    cmd = [
+        tool, "analyze", "--model", model, "--input-npy", npy, "--blocks", block,
+        "--jacobian", kind, "--spectrum", "exact", "--solver", "dense",
+        "--save-eigenvalues", "--threads", "2", "--out", out,
+    ]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(os.path.join(out, "records.jsonl")) as f:
+        record = json.loads(f.readline())
+    return record, np.load(os.path.join(out, record["eigenvalues_file"]))
+
+
+def neg_count(eig):
+    tol = 1e-6 * max(1.0, float(np.abs(eig).max()))
+    return int((eig.real < -tol).sum()), tol
+
+
+def matched_distance(a, b, floor=1e-4):
+    """Largest |a_i - b_j| over a nearest-first matching of the eigenvalues
+    with modulus above `floor`; also the two counts."""
+    a, b = a[np.abs(a) > floor], b[np.abs(b) > floor]
+    free = np.ones(len(b), dtype=bool)
+    worst = 0.0
+    for z in a[np.argsort(-np.abs(a))]:
+        d = np.where(free, np.abs(b - z), np.inf)
+        j = int(np.argmin(d)) if free.any() else None
+        if j is None:
+            return np.inf, len(a), len(b)
+        free[j] = False
+        worst = max(worst, float(d[j]))
+    return worst, len(a), len(b)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--tool", default="target/release/resnet-stiffness")
+    p.add_argument("--model", required=True)
+    p.add_argument("--arch", required=True)
+    p.add_argument("--block", default="layer3.1")
+    p.add_argument("--kind", choices=["residual", "block"], default="residual")
+    p.add_argument("--images", nargs="+", default=[
+        f"../shared/data/cifar10-jpg/test/{c}/0000.jpg"
+        for c in ("airplane", "cat", "dog", "ship", "truck")
+    ])
+    a = p.parse_args()
+    torch.set_num_threads(2)
+    model, residual = load_model(a.model, a.arch)
+    block = dict(named_blocks(model))[a.block]
+    print(f"model {a.model} ({a.arch}), block {a.block}, J_{'F' if a.kind == 'residual' else 'B'}")
+    bins = " | ".join(f"|l| in [{lo:.0e}, {hi:.0e})" for lo, hi in zip(BINS, BINS[1:]))
+    print(f"| image | n | exact zeros | Re < -tol: exact | Re < -tol: LAPACK | LAPACK {bins} "
+          f"| max dist, |l| > 1e-4 (count exact / LAPACK) |")
+    print("|" + "---|" * (6 + len(BINS) - 1))
+    for path in a.images:
+        x = image_tensor(path)
+        xin = block_inputs(model, x)[a.block]
+        record, exact = tool_spectrum(a.tool, a.model, x, a.block, a.kind)
+        model.double()
+        with torch.no_grad():
+            fn = residual(block) if a.kind == "residual" else block
+            dense = lapack_spectrum(fn, xin.double())
+        model.float()
+        hist = np.histogram(np.abs(dense), bins=BINS)[0]
+        dist, na, nb = matched_distance(exact, dense)
+        print(
+            f"| {os.path.relpath(path, '../shared/data')} | {len(dense)} | {record['n_zero']} "
+            f"| {neg_count(exact)[0]} | {neg_count(dense)[0]} | "
+            + " | ".join(str(h) for h in hist)
+            + f" | {dist:.1e} ({na} / {nb}) |"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
