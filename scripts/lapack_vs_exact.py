@@ -9,8 +9,10 @@ Re < -tol, and the share of negative real parts it reports is inflated. The
 tool's exact spectrum gives those zeros exactly. This script shows it on real
 images: for each image it computes
 
-- PyTorch: `torch.func.jacrev` of the branch at float64(block input) (the
-  paper's pipeline, flattened), then `torch.linalg.eigvals`;
+- PyTorch: `torch.func.jacrev` of the branch at the block input (the
+  paper's pipeline, flattened), then `torch.linalg.eigvals`, in three
+  precisions: float32 end to end (PyTorch's default dtype), a float32
+  Jacobian solved in float64, and float64 end to end;
 - resnet-stiffness: `analyze --input-npy` on the same input tensor, exact
   spectrum, `--save-eigenvalues`;
 
@@ -46,11 +48,26 @@ def image_tensor(path):
     return torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
-def lapack_spectrum(fn, x):
-    """Eigenvalues of the flattened float64 Jacobian of fn at x (geev)."""
+# (name, dtype of the Jacobian, dtype of the eigen-solve): PyTorch's default
+# float32 end to end (cgeev on a float32 matrix), a float32 Jacobian solved in
+# float64 (dgeev), and float64 end to end.
+PRECISIONS = {
+    "float32": (torch.float32, torch.float32),
+    "float32-jacobian": (torch.float32, torch.float64),
+    "float64": (torch.float64, torch.float64),
+}
+
+
+def lapack_spectrum(model, fn, x, precision):
+    """Eigenvalues of the flattened Jacobian of fn at x by LAPACK geev, the
+    Jacobian and the solve in the dtypes of `precision`."""
+    jac_dtype, eig_dtype = PRECISIONS[precision]
+    model.to(jac_dtype)
     shape = x.shape
-    jac = torch.func.jacrev(lambda v: fn(v.view(shape)).flatten())(x.flatten())
-    return torch.linalg.eigvals(jac).numpy()
+    with torch.no_grad():
+        jac = torch.func.jacrev(lambda v: fn(v.view(shape)).flatten())(x.to(jac_dtype).flatten())
+    model.float()
+    return torch.linalg.eigvals(jac.to(eig_dtype)).numpy().astype(np.complex128)
 
 
 def tool_spectrum(tool, model, x, block, kind):
@@ -97,6 +114,7 @@ def main():
     p.add_argument("--arch", required=True)
     p.add_argument("--block", default="layer3.1")
     p.add_argument("--kind", choices=["residual", "block"], default="residual")
+    p.add_argument("--precisions", nargs="+", choices=list(PRECISIONS), default=list(PRECISIONS))
     p.add_argument("--images", nargs="+", default=[
         f"../shared/data/cifar10-jpg/test/{c}/0000.jpg"
         for c in ("airplane", "cat", "dog", "ship", "truck")
@@ -107,26 +125,25 @@ def main():
     block = dict(named_blocks(model))[a.block]
     print(f"model {a.model} ({a.arch}), block {a.block}, J_{'F' if a.kind == 'residual' else 'B'}")
     bins = " | ".join(f"|l| in [{lo:.0e}, {hi:.0e})" for lo, hi in zip(BINS, BINS[1:]))
-    print(f"| image | n | exact zeros | Re < -tol: exact | Re < -tol: LAPACK | LAPACK {bins} "
-          f"| max dist, |l| > 1e-4 (count exact / LAPACK) |")
-    print("|" + "---|" * (6 + len(BINS) - 1))
+    print(f"| image | n | exact zeros | Re < -tol: exact | LAPACK precision | Re < -tol: LAPACK "
+          f"| LAPACK {bins} | max dist, |l| > 1e-4 (count exact / LAPACK) |")
+    print("|" + "---|" * (7 + len(BINS) - 1))
+    fn = residual(block) if a.kind == "residual" else block
     for path in a.images:
         x = image_tensor(path)
         xin = block_inputs(model, x)[a.block]
         record, exact = tool_spectrum(a.tool, a.model, x, a.block, a.kind)
-        model.double()
-        with torch.no_grad():
-            fn = residual(block) if a.kind == "residual" else block
-            dense = lapack_spectrum(fn, xin.double())
-        model.float()
-        hist = np.histogram(np.abs(dense), bins=BINS)[0]
-        dist, na, nb = matched_distance(exact, dense)
-        print(
-            f"| {os.path.relpath(path, '../shared/data')} | {len(dense)} | {record['n_zero']} "
-            f"| {neg_count(exact)[0]} | {neg_count(dense)[0]} | "
-            + " | ".join(str(h) for h in hist)
-            + f" | {dist:.1e} ({na} / {nb}) |"
-        )
+        for precision in a.precisions:
+            dense = lapack_spectrum(model, fn, xin, precision)
+            hist = np.histogram(np.abs(dense), bins=BINS)[0]
+            dist, na, nb = matched_distance(exact, dense)
+            print(
+                f"| {'/'.join(path.split('/')[-2:])} | {len(dense)} | {record['n_zero']} "
+                f"| {neg_count(exact)[0]} | {precision} | {neg_count(dense)[0]} | "
+                + " | ".join(str(h) for h in hist)
+                + f" | {dist:.1e} ({na} / {nb}) |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

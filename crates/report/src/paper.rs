@@ -5,7 +5,11 @@
 //! p <= 0.05) and, for ResNet50, the block's mean stiffness index and share
 //! of eigenvalues with negative real part. Its Jacobian is the whole
 //! block's (J_B) and its spectrum the slice spectrum this tool calls
-//! paper-compatible; both spectra are shown here when they were computed.
+//! paper-compatible; both spectra are shown here when they were computed,
+//! and the residual branch's J_F beside J_B: the exact spectrum of J_B has
+//! an exact zero eigenvalue for every inactive output, so its stiffness
+//! index is +inf whenever an output ReLU is off, and J_F is where the exact
+//! stiffness index is finite.
 
 use crate::aggregate::GroupKey;
 use crate::analysis::{Analysis, Scope, Target};
@@ -39,9 +43,9 @@ const TESTS: [(Metric, Target); 4] = [
 ];
 
 /// The section "Against the paper": one table row per test or value of the
-/// last square block of every model (J_B, every spectrum variant analysed),
-/// with the paper's figure where it published one for that architecture,
-/// and a verdict. Empty when no model has a square block with J_B records.
+/// last square block of every model (J_B, then J_F; every spectrum variant
+/// analysed), with the paper's figure where it published one (J_B, that
+/// architecture), and a verdict. Empty when no model has a square block.
 pub fn section(data: &Dataset, a: &Analysis, alpha: f64) -> Vec<Block> {
     let mut rows = Vec::new();
     for model in data.models() {
@@ -55,13 +59,16 @@ pub fn section(data: &Dataset, a: &Analysis, alpha: f64) -> Vec<Block> {
         return Vec::new();
     }
     let header = [
-        "model", "block", "spectrum", "what", "paper", "here", "n", "95% CI", "p", "q", "verdict",
+        "model", "block", "kind", "spectrum", "what", "paper", "here", "n", "95% CI", "p", "q",
+        "verdict",
     ];
     vec![
         Block::Heading(2, "Against the paper".into()),
         Block::Para(format!(
-            "The paper's figures beside ours for the last square block of each model, whole-block \
-             Jacobian J_B (the paper's). Correlations are across labels (Pearson, per-label metric \
+            "The paper's figures beside ours for the last square block of each model: the \
+             whole-block Jacobian J_B (the paper's; its exact spectrum has an exact zero for \
+             every inactive output, so its stiffness index is +inf whenever an output ReLU is \
+             off) and the residual branch's J_F (kind residual). Correlations are across labels (Pearson, per-label metric \
              mean against per-label accuracy or mean loss); the paper calls them significant at \
              p <= 0.05 without correction for multiple tests, so both p and the Benjamini-Hochberg \
              q over this report's family are shown, and the verdict names which one passes \
@@ -74,14 +81,10 @@ pub fn section(data: &Dataset, a: &Analysis, alpha: f64) -> Vec<Block> {
     ]
 }
 
-/// The groups (one per spectrum variant) of the deepest square block of
-/// `model` with J_B records.
+/// The groups (J_B first, then J_F; one per spectrum variant) of the
+/// deepest square block of `model`.
 fn last_block(a: &Analysis, model: &ModelId) -> Vec<GroupKey> {
-    let square = |k: &GroupKey| {
-        &k.model == model
-            && k.kind == JacobianKind::Block
-            && a.overall(k, Metric::StiffnessIndex).is_some()
-    };
+    let square = |k: &GroupKey| &k.model == model && a.overall(k, Metric::StiffnessIndex).is_some();
     let Some(depth) = a
         .groups
         .keys()
@@ -91,11 +94,20 @@ fn last_block(a: &Analysis, model: &ModelId) -> Vec<GroupKey> {
     else {
         return Vec::new();
     };
-    a.groups
+    let mut keys: Vec<GroupKey> = a
+        .groups
         .keys()
         .filter(|k| square(k) && k.block_index == depth)
         .cloned()
-        .collect()
+        .collect();
+    keys.sort_by_key(|k| (k.kind != JacobianKind::Block, k.spectrum));
+    keys
+}
+
+/// The paper's figure for `key` and `arch`, if it published one: only for
+/// J_B.
+fn published(key: &GroupKey, figure: Option<f64>) -> Option<f64> {
+    figure.filter(|_| key.kind == JacobianKind::Block)
 }
 
 fn published_r(arch: &str) -> Option<f64> {
@@ -111,10 +123,11 @@ fn correlation_rows(a: &Analysis, key: &GroupKey, arch: &str, alpha: f64) -> Vec
         .filter_map(|&(metric, target)| {
             let row = a.find(key, metric, Scope::Labels, target, Method::Pearson)?;
             let paper = (metric, target) == (Metric::StiffnessIndex, Target::Accuracy);
-            let paper = paper.then(|| published_r(arch)).flatten();
+            let paper = published(key, paper.then(|| published_r(arch)).flatten());
             let mut cells = vec![
                 key.model.name.clone(),
                 key.block.clone(),
+                key.kind.to_string(),
                 key.spectrum.to_string(),
                 format!("r({metric}, {})", target.as_str()),
                 paper.map_or("–".into(), |p| p.to_string()),
@@ -181,9 +194,11 @@ fn value_rows(a: &Analysis, key: &GroupKey, arch: &str) -> Vec<Vec<String>> {
                 .iter()
                 .find(|(m, _)| arch == "resnet50" && *m == metric)
                 .map(|(_, v)| *v);
+            let paper = published(key, paper);
             let mut cells = vec![
                 key.model.name.clone(),
                 key.block.clone(),
+                key.kind.to_string(),
                 key.spectrum.to_string(),
                 format!("mean {metric}"),
                 paper.map_or("–".into(), |p| p.to_string()),

@@ -320,9 +320,14 @@ fn the_paper_section_sets_its_figures_beside_the_reports_tests() {
         let rows = paper_rows(&fs::read_to_string(out.join("report.md")).unwrap());
         let data = Dataset::load(&[dir]).unwrap();
         let a = Analysis::new(&data, false).unwrap();
-        // The last square block (layer2.1), J_B, both spectra: 4 tests and
-        // 2 means each.
-        assert_eq!(rows.len(), 12, "{rows:?}");
+        // The last square block (layer2.1), J_B then J_F, both spectra: 4
+        // tests and 2 means each.
+        assert_eq!(rows.len(), 24, "{rows:?}");
+        assert!(rows[..12].iter().all(|r| r[2] == "block"), "{rows:?}");
+        assert!(
+            rows[12..].iter().all(|r| r[2] == "residual" && r[5] == "–"),
+            "{rows:?}"
+        );
         for variant in [SpectrumVariant::Exact, SpectrumVariant::PaperCompat] {
             let key = GroupKey {
                 model: ModelId {
@@ -344,28 +349,23 @@ fn the_paper_section_sets_its_figures_beside_the_reports_tests() {
                 )
                 .unwrap();
             let c = test.result.as_ref().unwrap();
-            let row = rows
-                .iter()
-                .find(|r| r[2] == variant.to_string() && r[3] == "r(stiffness_index, accuracy)")
-                .unwrap();
-            assert_eq!(row[0..2], ["resnet-test", "layer2.1"]);
-            assert_eq!(row[4], published.unwrap_or("–"), "{row:?}");
-            assert_eq!(row[5], short(c.r));
-            assert_eq!(row[6], "4");
-            assert!(row[10].starts_with("significant") || row[10].starts_with("not significant"));
-            assert_eq!(
-                row[10].contains("paper's r"),
-                published.is_some(),
-                "{row:?}"
-            );
+            let row = |what: &str| {
+                rows.iter()
+                    .find(|r| r[2] == "block" && r[3] == variant.to_string() && r[4] == what)
+                    .unwrap()
+            };
+            let r = row("r(stiffness_index, accuracy)");
+            assert_eq!(r[0..2], ["resnet-test", "layer2.1"]);
+            assert_eq!(r[5], published.unwrap_or("–"), "{r:?}");
+            assert_eq!(r[6], short(c.r));
+            assert_eq!(r[7], "4");
+            assert!(r[11].starts_with("significant") || r[11].starts_with("not significant"));
+            assert_eq!(r[11].contains("paper's r"), published.is_some(), "{r:?}");
             let mean = a.overall(&key, Metric::StiffnessIndex).unwrap();
-            let row = rows
-                .iter()
-                .find(|r| r[2] == variant.to_string() && r[3] == "mean stiffness_index")
-                .unwrap();
-            assert_eq!(row[5], short(mean.summary.unwrap().mean));
+            let r = row("mean stiffness_index");
+            assert_eq!(r[6], short(mean.summary.unwrap().mean));
             // The paper's ResNet50 means are shown only for a ResNet50.
-            assert_eq!(row[4], "–");
+            assert_eq!(r[5], "–");
         }
     }
 }
