@@ -48,9 +48,12 @@ impl Figure for ScatterFigure {
         self.stem.clone()
     }
 
+    /// Wide enough for the panels and for the title (22 px type, about 12
+    /// px a character): one panel alone would cut a long title off.
     fn size(&self) -> (u32, u32) {
         let (rows, cols) = self.grid();
-        (PANEL.0 * cols as u32, PANEL.1 * rows as u32 + 50)
+        let title = 12 * self.title.chars().count() as u32 + 40;
+        ((PANEL.0 * cols as u32).max(title), PANEL.1 * rows as u32 + 50)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
