@@ -19,7 +19,8 @@
 //! - the dense SVD of small non-square blocks and the dense symmetric
 //!   fallback of Söderlind's number: 2 * 8 * rows * cols;
 //! - a batch of coloured JVP tangents through every layer:
-//!   4 bytes * [`JVP_BATCH`] * (input + every layer's output) * 2.
+//!   4 bytes * [`JVP_BATCH`] * ((input + every layer's output) * 2 + the
+//!   largest convolution's im2col buffer).
 //!
 //! A record's peak is its largest phase plus the JVP batch; samples analysed
 //! in parallel each hold one.
@@ -27,6 +28,7 @@
 use crate::analysis::jacobian::MAX_BATCH as JVP_BATCH;
 use crate::analysis::matrix_free::KRYLOV_MAX_DIM;
 use crate::error::{Error, Result};
+use crate::model::layers::Layer;
 use crate::model::{JacobianKind, ResidualBlock, Shortcut};
 use stiffness_records::SpectrumVariant;
 
@@ -221,7 +223,8 @@ pub fn record_peak_at(
 }
 
 /// A batch of [`JVP_BATCH`] tangents through the block: f32, the input and
-/// every layer's output, with a factor 2 for candle's temporaries.
+/// every layer's output, with a factor 2 for temporaries, and the largest
+/// im2col buffer of a convolution (they run one after the other).
 fn jvp_batch_bytes(block: &ResidualBlock, input: [usize; 3]) -> u64 {
     let branch = &block.branch;
     let channels = branch.channels_after(input[0]);
@@ -230,5 +233,21 @@ fn jvp_batch_bytes(block: &ResidualBlock, input: [usize; 3]) -> u64 {
         .map(|i| (channels[i] * hs[i] * ws[i]) as u64)
         .sum();
     let n_in: u64 = input.iter().map(|&d| d as u64).product();
-    2 * 4 * JVP_BATCH as u64 * (n_in + layers)
+    let im2col = branch
+        .layers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, layer)| match layer {
+            Layer::Conv(c) => {
+                let hw = match i {
+                    0 => [input[1], input[2]],
+                    _ => [hs[i - 1], ws[i - 1]],
+                };
+                Some(c.im2col_len(hw) as u64)
+            }
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    4 * JVP_BATCH as u64 * (2 * (n_in + layers) + im2col)
 }

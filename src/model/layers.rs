@@ -16,6 +16,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::Result;
+use crate::model::conv;
 use crate::model::geometry::{AxisFootprint, Interval};
 
 /// Batch-norm epsilon used by PyTorch's `BatchNorm2d` default (not stored in checkpoints).
@@ -53,7 +54,10 @@ impl Conv2d {
         }
     }
 
-    /// The linear part W * t (the bias drops out of the derivative).
+    /// The linear part W * t (the bias drops out of the derivative): in
+    /// float32 (the analysis) by [`conv::conv2d_grouped`], im2col and one
+    /// GEMM over the whole batch of tangents; in float64 (the tests'
+    /// references) by candle's `conv2d`.
     ///
     /// On a 1 x 1 map (a 32 x 32 image in a torchvision ResNet's last stage)
     /// only the kernel's centre tap ever meets a pixel, the rest meets
@@ -61,10 +65,14 @@ impl Conv2d {
     /// k^2 times fewer flops than im2col over the padding.
     pub fn linear_part(&self, t: &Tensor) -> Result<Tensor> {
         let (_, _, h, w) = t.dims4()?;
-        if let Some(centre) = self.centre_tap([h, w])? {
-            return Ok(t.conv2d(&centre, 0, 1, 1, self.groups)?);
-        }
-        Ok(t.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?)
+        let (weight, padding, stride) = match self.centre_tap([h, w])? {
+            Some(centre) => (centre, 0, 1),
+            None => (self.weight.clone(), self.padding, self.stride),
+        };
+        Ok(match t.dtype() {
+            DType::F32 => conv::conv2d_grouped(t, &weight, stride, padding, self.groups)?,
+            _ => t.conv2d(&weight, padding, stride, 1, self.groups)?,
+        })
     }
 
     /// The centre weights (C_out, C_in / groups, 1, 1) when the input is a
@@ -133,6 +141,14 @@ impl Conv2d {
             y,
             in_hw,
         )
+    }
+
+    /// Values of the im2col buffer of [`Self::linear_part`] per image of
+    /// spatial size `in_hw` (one row of C_in / groups x k^2 taps per output
+    /// position; an upper bound on a 1 x 1 map, which uses the centre tap).
+    pub fn im2col_len(&self, in_hw: [usize; 2]) -> usize {
+        let k = self.kernel_size();
+        self.out_len(in_hw[0]) * self.out_len(in_hw[1]) * self.weight.dims()[1] * k * k
     }
 
     /// Output spatial size for input size `len` (PyTorch floor rule).

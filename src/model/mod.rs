@@ -2,6 +2,7 @@
 
 pub mod arch;
 pub mod block;
+pub mod conv;
 pub mod fuzzing;
 pub mod geometry;
 pub mod layers;

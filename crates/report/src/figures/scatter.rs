@@ -53,7 +53,10 @@ impl Figure for ScatterFigure {
     fn size(&self) -> (u32, u32) {
         let (rows, cols) = self.grid();
         let title = 12 * self.title.chars().count() as u32 + 40;
-        ((PANEL.0 * cols as u32).max(title), PANEL.1 * rows as u32 + 50)
+        (
+            (PANEL.0 * cols as u32).max(title),
+            PANEL.1 * rows as u32 + 50,
+        )
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
