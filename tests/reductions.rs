@@ -86,6 +86,23 @@ fn coloured_jacobian_equals_unit_jvps_and_finite_differences() {
     }
 }
 
+/// Calls `f` with every square random block of [`blocks`] and its
+/// linearisation at a random input.
+fn for_each_square_block(
+    rng: &mut Rng,
+    masks: Masks,
+    mut f: impl FnMut(&mut Rng, &ResidualBlock, &Linearization<'_>),
+) {
+    for (block, shape) in blocks(rng, masks) {
+        if !block.is_square(shape) {
+            continue;
+        }
+        let x = input(rng, shape);
+        let lin = Linearization::new(&block, &block, &x).unwrap();
+        f(rng, &block, &lin);
+    }
+}
+
 #[test]
 fn reduced_spectrum_equals_dense_spectrum() {
     let mut rng = Rng(11);
@@ -93,12 +110,7 @@ fn reduced_spectrum_equals_dense_spectrum() {
     let mut paths = (0, 0);
     for masks in [Masks::Random, Masks::AllOn, Masks::AllOff] {
         for seed in 0..3 {
-            for (block, shape) in blocks(&mut rng, masks) {
-                if !block.is_square(shape) {
-                    continue;
-                }
-                let x = input(&mut rng, shape);
-                let lin = Linearization::new(&block, &block, &x).unwrap();
+            for_each_square_block(&mut rng, masks, |_, block, lin| {
                 for kind in JacobianKind::ALL {
                     let (reduced, info) = exact_spectrum(&lin, kind, Par::Seq).unwrap();
                     let dense = dense_spectrum(&lin, kind).unwrap();
@@ -121,7 +133,7 @@ fn reduced_spectrum_equals_dense_spectrum() {
                         }
                     }
                 }
-            }
+            });
         }
     }
     assert!(
@@ -180,4 +192,56 @@ fn soderlind_and_singular_values_match_dense_references() {
             }
         }
     }
+}
+
+/// The factored Jacobian (J_F = U V, J_B = D_out (I + U V)) that Söderlind's
+/// number runs on equals the assembled Jacobian: J x and J^T y on random
+/// vectors to 1e-12 relative, for every random square block and kind whose
+/// reduction factors it (both forms met).
+#[test]
+fn factored_jacobian_equals_the_assembled_one() {
+    use resnet_stiffness::analysis::reduce::{FactoredJacobian, Form};
+    let mut rng = Rng(23);
+    let (mut branch, mut shifted) = (0, 0);
+    for masks in [Masks::Random, Masks::AllOn] {
+        for_each_square_block(&mut rng, masks, |rng, block, lin| {
+            for kind in JacobianKind::ALL {
+                let Some(j) = FactoredJacobian::of(lin, kind).unwrap() else {
+                    continue;
+                };
+                match Form::of(lin, kind).unwrap() {
+                    Form::Branch { .. } => branch += 1,
+                    Form::Shifted { .. } => shifted += 1,
+                    Form::ActiveRows { .. } => unreachable!(),
+                }
+                let jac = lin.jacobian(kind).unwrap();
+                let n = lin.n();
+                let v: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+                let (mut got, mut want) = (vec![0.0; n], vec![0.0; n]);
+                for transpose in [false, true] {
+                    if transpose {
+                        j.rmatvec(&v, &mut got);
+                        jac.rmatvec(&v, &mut want);
+                    } else {
+                        j.matvec(&v, &mut got);
+                        jac.matvec(&v, &mut want);
+                    }
+                    let scale = want.iter().fold(1e-300f64, |m, w| m.max(w.abs()));
+                    let err = got
+                        .iter()
+                        .zip(&want)
+                        .fold(0.0f64, |m, (g, w)| m.max((g - w).abs()));
+                    assert!(
+                        err <= 1e-12 * scale,
+                        "{} {kind:?} transpose={transpose}: {err} vs scale {scale}",
+                        block.name
+                    );
+                }
+            }
+        });
+    }
+    assert!(
+        branch > 0 && shifted > 0,
+        "forms met: {branch} branch, {shifted} shifted"
+    );
 }

@@ -3,8 +3,9 @@
 //!
 //! - Square blocks, exact variant: the reduced exact spectrum
 //!   ([`crate::analysis::reduce::exact_spectrum`]) and its eigen-metrics; Söderlind's
-//!   (mu_max + mu_min)/2 of (J + J^T)/2 by Lanczos on the assembled Jacobian
-//!   (dense fallback when Lanczos does not converge); the relative step.
+//!   (mu_max + mu_min)/2 of (J + J^T)/2 by Lanczos on the reduction's factors
+//!   ([`FactoredJacobian`]) or, for the active-rows form, on the assembled
+//!   Jacobian (dense fallback when Lanczos does not converge); the relative step.
 //! - Non-square blocks: sigma_max by Lanczos on J^T J, sigma_min = 0 exactly
 //!   when rank J <= (active outputs, or active units of the narrowest inner
 //!   layer) < min(n_out, n_in), else from a dense SVD.
@@ -25,7 +26,7 @@ use crate::analysis::jacobian::{mostly_dense, FootprintJacobian};
 use crate::analysis::linearize::Linearization;
 use crate::analysis::matrix_free;
 use crate::analysis::metrics::{soderlind, EigenMetrics};
-use crate::analysis::reduce::exact_spectrum;
+use crate::analysis::reduce::{exact_spectrum, FactoredJacobian};
 use crate::error::{Error, Result};
 use crate::model::JacobianKind;
 
@@ -123,8 +124,7 @@ fn base(lin: &Linearization<'_>) -> Record {
 fn eigen(lin: &Linearization<'_>, kind: JacobianKind, solver: Par) -> Result<Measurement> {
     let (spectrum, reduction) = exact_spectrum(lin, kind, solver)?;
     let e = EigenMetrics::from_spectrum(&spectrum, kind);
-    let jac = lin.jacobian(kind)?;
-    let sym = symmetric_extremes(&jac)?;
+    let sym = soderlind_extremes(lin, kind)?;
     let metrics = Record {
         n_active: Some(reduction.n_active),
         solved_size: Some(reduction.solved_size),
@@ -145,6 +145,24 @@ fn eigen(lin: &Linearization<'_>, kind: JacobianKind, solver: Par) -> Result<Mea
         metrics,
         eigenvalues: Some(all_values(&spectrum)),
     })
+}
+
+/// (mu_min, mu_max) of (J + J^T)/2: by Lanczos on the factors of the
+/// reduction when it has them (no n x n matrix is formed), else, or when
+/// that does not converge, from the assembled Jacobian
+/// ([`symmetric_extremes`]).
+fn soderlind_extremes(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Option<(f64, f64)>> {
+    if let Some(j) = FactoredJacobian::of(lin, kind)? {
+        let (matvec, rmatvec) = (
+            |x: &[f64], y: &mut [f64]| j.matvec(x, y),
+            |y: &[f64], x: &mut [f64]| j.rmatvec(y, x),
+        );
+        if let Ok(e) = sym_part_extremes_lanczos(lin.n(), &matvec, &rmatvec, &lanczos_options(400))
+        {
+            return Ok(Some((e.mu_min, e.mu_max)));
+        }
+    }
+    symmetric_extremes(&*lin.jacobian(kind)?)
 }
 
 /// (mu_min, mu_max) of (J + J^T)/2 by Lanczos; if it does not converge, by a
