@@ -112,8 +112,8 @@ fn reduced_spectrum_equals_dense_spectrum() {
         for seed in 0..3 {
             for_each_square_block(&mut rng, masks, |_, block, lin| {
                 for kind in JacobianKind::ALL {
-                    let (reduced, info) = exact_spectrum(&lin, kind, Par::Seq).unwrap();
-                    let dense = dense_spectrum(&lin, kind).unwrap();
+                    let (reduced, info) = exact_spectrum(lin, kind, Par::Seq).unwrap();
+                    let dense = dense_spectrum(lin, kind).unwrap();
                     let a: Vec<_> = reduced.iter().collect();
                     let b: Vec<_> = dense.iter().collect();
                     let rho = b.iter().map(|z| z.norm()).fold(0.0, f64::max);
