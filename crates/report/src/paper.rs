@@ -42,6 +42,12 @@ const TESTS: [(Metric, Target); 4] = [
     (Metric::NegShare, Target::Loss),
 ];
 
+/// The columns of the table.
+const HEADER: [&str; 12] = [
+    "model", "block", "kind", "spectrum", "what", "paper", "here", "n", "95% CI", "p", "q",
+    "verdict",
+];
+
 /// The section "Against the paper": one table row per test or value of the
 /// last square block of every model (J_B, then J_F; every spectrum variant
 /// analysed), with the paper's figure where it published one (J_B, that
@@ -58,10 +64,6 @@ pub fn section(data: &Dataset, a: &Analysis, alpha: f64) -> Vec<Block> {
     if rows.is_empty() {
         return Vec::new();
     }
-    let header = [
-        "model", "block", "kind", "spectrum", "what", "paper", "here", "n", "95% CI", "p", "q",
-        "verdict",
-    ];
     vec![
         Block::Heading(2, "Against the paper".into()),
         Block::Para(format!(
@@ -77,7 +79,7 @@ pub fn section(data: &Dataset, a: &Analysis, alpha: f64) -> Vec<Block> {
              (-0.27), and for ResNet50 a mean stiffness index of -35.32 and 31.96 % negative real \
              parts; other architectures show ours alone."
         )),
-        Block::Table(header.iter().map(|s| s.to_string()).collect(), rows),
+        Block::Table(HEADER.iter().map(|s| s.to_string()).collect(), rows),
     ]
 }
 
@@ -104,17 +106,48 @@ fn last_block(a: &Analysis, model: &ModelId) -> Vec<GroupKey> {
     keys
 }
 
-/// The paper's figure for `key` and `arch`, if it published one: only for
-/// J_B.
-fn published(key: &GroupKey, figure: Option<f64>) -> Option<f64> {
-    figure.filter(|_| key.kind == JacobianKind::Block)
+/// What a row of the table shows.
+#[derive(Clone, Copy)]
+enum Quantity {
+    /// Per-label Pearson r of the metric with the target.
+    R(Metric, Target),
+    /// The metric's mean over all samples.
+    Mean(Metric),
 }
 
-fn published_r(arch: &str) -> Option<f64> {
-    PUBLISHED_R
-        .iter()
-        .find(|(a, _)| *a == arch)
-        .map(|(_, r)| *r)
+/// The paper's figure for `what` of the group `key` of a model of
+/// architecture `arch`, if it published one (always for J_B).
+fn published(key: &GroupKey, arch: &str, what: Quantity) -> Option<f64> {
+    if key.kind != JacobianKind::Block {
+        return None;
+    }
+    match what {
+        Quantity::R(Metric::StiffnessIndex, Target::Accuracy) => PUBLISHED_R
+            .iter()
+            .find(|(a, _)| *a == arch)
+            .map(|(_, r)| *r),
+        Quantity::Mean(metric) if arch == "resnet50" => PUBLISHED_RESNET50
+            .iter()
+            .find(|(m, _)| *m == metric)
+            .map(|(_, v)| *v),
+        _ => None,
+    }
+}
+
+/// One table row: the group, what it shows, the paper's figure, then
+/// `rest` (here, n, 95% CI, p, q, verdict), padded to the header's width.
+fn table_row(key: &GroupKey, what: String, paper: Option<f64>, rest: Vec<String>) -> Vec<String> {
+    let mut cells = vec![
+        key.model.name.clone(),
+        key.block.clone(),
+        key.kind.to_string(),
+        key.spectrum.to_string(),
+        what,
+        paper.map_or("–".into(), |p| p.to_string()),
+    ];
+    cells.extend(rest);
+    cells.resize(HEADER.len(), String::new());
+    cells
 }
 
 fn correlation_rows(a: &Analysis, key: &GroupKey, arch: &str, alpha: f64) -> Vec<Vec<String>> {
@@ -122,39 +155,32 @@ fn correlation_rows(a: &Analysis, key: &GroupKey, arch: &str, alpha: f64) -> Vec
         .iter()
         .filter_map(|&(metric, target)| {
             let row = a.find(key, metric, Scope::Labels, target, Method::Pearson)?;
-            let paper = (metric, target) == (Metric::StiffnessIndex, Target::Accuracy);
-            let paper = published(key, paper.then(|| published_r(arch)).flatten());
-            let mut cells = vec![
-                key.model.name.clone(),
-                key.block.clone(),
-                key.kind.to_string(),
-                key.spectrum.to_string(),
-                format!("r({metric}, {})", target.as_str()),
-                paper.map_or("–".into(), |p| p.to_string()),
-            ];
-            match &row.result {
-                Ok(c) => {
-                    cells.extend([
-                        short(c.r),
-                        c.n.to_string(),
-                        format!("[{}, {}]", short(c.ci_low), short(c.ci_high)),
-                        pval(c.p),
-                        row.q.map_or("–".into(), pval),
-                        verdict(c, row.q, paper, alpha),
-                    ]);
-                }
-                Err(e) => cells.extend([
-                    format!("not computable: {}", e.reason),
-                    e.n.to_string(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                ]),
-            }
-            Some(cells)
+            let paper = published(key, arch, Quantity::R(metric, target));
+            let rest = match &row.result {
+                Ok(c) => vec![
+                    short(c.r),
+                    c.n.to_string(),
+                    format!("[{}, {}]", short(c.ci_low), short(c.ci_high)),
+                    pval(c.p),
+                    row.q.map_or("–".into(), pval),
+                    verdict(c, row.q, paper, alpha),
+                ],
+                Err(e) => vec![format!("not computable: {}", e.reason), e.n.to_string()],
+            };
+            let what = format!("r({metric}, {})", target.as_str());
+            Some(table_row(key, what, paper, rest))
         })
         .collect()
+}
+
+/// "the paper's `name` is inside the 95% CI" or "the 95% CI excludes the
+/// paper's `name`".
+fn interval_verdict(low: f64, high: f64, paper: f64, name: &str) -> String {
+    if (low..=high).contains(&paper) {
+        format!("the paper's {name} is inside the 95% CI")
+    } else {
+        format!("the 95% CI excludes the paper's {name}")
+    }
 }
 
 /// Whether the correlation `c` (with BH q) supports a published r of
@@ -177,11 +203,7 @@ pub fn verdict(c: &Correlation, q: Option<f64>, paper: Option<f64>, alpha: f64) 
     } else {
         ", opposite sign to the paper"
     };
-    let inside = if (c.ci_low..=c.ci_high).contains(&r) {
-        "the paper's r is inside the 95% CI"
-    } else {
-        "the 95% CI excludes the paper's r"
-    };
+    let inside = interval_verdict(c.ci_low, c.ci_high, r, "r");
     format!("{level}{sign}; {inside}")
 }
 
@@ -190,56 +212,31 @@ fn value_rows(a: &Analysis, key: &GroupKey, arch: &str) -> Vec<Vec<String>> {
         .iter()
         .filter_map(|&metric| {
             let g = a.overall(key, metric)?;
-            let paper = PUBLISHED_RESNET50
-                .iter()
-                .find(|(m, _)| arch == "resnet50" && *m == metric)
-                .map(|(_, v)| *v);
-            let paper = published(key, paper);
-            let mut cells = vec![
-                key.model.name.clone(),
-                key.block.clone(),
-                key.kind.to_string(),
-                key.spectrum.to_string(),
-                format!("mean {metric}"),
-                paper.map_or("–".into(), |p| p.to_string()),
-            ];
+            let paper = published(key, arch, Quantity::Mean(metric));
             let excluded = g.counts.excluded();
-            let Some(s) = g.summary else {
-                cells.extend([
-                    format!("undefined ({excluded} inf/NaN)"),
-                    "0".into(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                ]);
-                return Some(cells);
-            };
-            let ci = match (s.ci_low, s.ci_high) {
-                (Some(lo), Some(hi)) => format!("[{}, {}]", short(lo), short(hi)),
-                _ => "–".into(),
-            };
-            let verdict = match (paper, s.ci_low, s.ci_high) {
-                (Some(p), Some(lo), Some(hi)) if (lo..=hi).contains(&p) => {
-                    "the paper's value is inside the 95% CI".to_string()
+            let rest = match g.summary {
+                None => vec![format!("undefined ({excluded} inf/NaN)"), "0".into()],
+                Some(s) => {
+                    let interval = s.ci_low.zip(s.ci_high);
+                    let excluded = match excluded {
+                        0 => String::new(),
+                        k => format!(" ({k} inf/NaN excluded)"),
+                    };
+                    vec![
+                        format!("{}{excluded}", short(s.mean)),
+                        s.n.to_string(),
+                        interval.map_or("–".into(), |(lo, hi)| {
+                            format!("[{}, {}]", short(lo), short(hi))
+                        }),
+                        String::new(),
+                        String::new(),
+                        paper.zip(interval).map_or(String::new(), |(p, (lo, hi))| {
+                            interval_verdict(lo, hi, p, "value")
+                        }),
+                    ]
                 }
-                (Some(_), Some(_), Some(_)) => "the 95% CI excludes the paper's value".into(),
-                _ => String::new(),
             };
-            let excluded = if excluded > 0 {
-                format!(" ({excluded} inf/NaN excluded)")
-            } else {
-                String::new()
-            };
-            cells.extend([
-                format!("{}{excluded}", short(s.mean)),
-                s.n.to_string(),
-                ci,
-                String::new(),
-                String::new(),
-                verdict,
-            ]);
-            Some(cells)
+            Some(table_row(key, format!("mean {metric}"), paper, rest))
         })
         .collect()
 }
