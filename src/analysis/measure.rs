@@ -26,7 +26,7 @@ use crate::analysis::jacobian::{mostly_dense, FootprintJacobian};
 use crate::analysis::linearize::Linearization;
 use crate::analysis::matrix_free;
 use crate::analysis::metrics::{soderlind, EigenMetrics};
-use crate::analysis::reduce::{exact_spectrum, FactoredJacobian};
+use crate::analysis::reduce::{exact_spectrum, gemv, FactoredJacobian};
 use crate::error::{Error, Result};
 use crate::model::JacobianKind;
 
@@ -176,11 +176,6 @@ fn symmetric_extremes(jac: &FootprintJacobian) -> Result<Option<(f64, f64)>> {
     let all: Vec<usize> = (0..n).collect();
     let dense = (n <= DENSE_SYMMETRIC_LIMIT && mostly_dense(jac.stored(), n, n))
         .then(|| jac.dense_submatrix(&all, &all));
-    let gemv = |m: faer::MatRef<'_, f64>, x: &[f64], y: &mut [f64]| {
-        let x = faer::MatRef::from_column_major_slice(x, n, 1);
-        let y = faer::MatMut::from_column_major_slice_mut(y, n, 1);
-        faer::linalg::matmul::matmul(y, faer::Accum::Replace, m, x, 1.0, Par::Seq);
-    };
     let matvec = |x: &[f64], y: &mut [f64]| match &dense {
         Some(m) => gemv(m.as_ref(), x, y),
         None => jac.matvec(x, y),

@@ -267,8 +267,9 @@ impl FactoredJacobian {
     /// y = J x.
     pub fn matvec(&self, x: &[f64], y: &mut [f64]) {
         let Factors { u, v, .. } = &*self.factors;
-        let vx = gemv(v.as_ref(), x);
-        y.copy_from_slice(&gemv(u.as_ref(), &vx));
+        let mut vx = vec![0.0; v.nrows()];
+        gemv(v.as_ref(), x, &mut vx);
+        gemv(u.as_ref(), &vx, y);
         if let Some(d) = &self.output_mask {
             for ((y, x), d) in y.iter_mut().zip(x).zip(d) {
                 *y = d * (x + *y);
@@ -283,26 +284,25 @@ impl FactoredJacobian {
             Some(d) => y.iter().zip(d).map(|(y, d)| y * d).collect(),
             None => y.to_vec(),
         };
-        let uty = gemv(u.as_ref().transpose(), &dy);
-        x.copy_from_slice(&gemv(v.as_ref().transpose(), &uty));
+        let mut uty = vec![0.0; u.ncols()];
+        gemv(u.as_ref().transpose(), &dy, &mut uty);
+        gemv(v.as_ref().transpose(), &uty, x);
         if self.output_mask.is_some() {
             x.iter_mut().zip(&dy).for_each(|(x, d)| *x += d);
         }
     }
 }
 
-/// a x for a dense matrix a, on one thread (memory-bound).
-fn gemv(a: faer::MatRef<'_, f64>, x: &[f64]) -> Vec<f64> {
-    let mut y = vec![0.0; a.nrows()];
+/// y = a x for a dense matrix a, on one thread (memory-bound).
+pub(crate) fn gemv(a: faer::MatRef<'_, f64>, x: &[f64], y: &mut [f64]) {
     faer::linalg::matmul::matmul(
-        faer::MatMut::from_column_major_slice_mut(&mut y, a.nrows(), 1),
+        faer::MatMut::from_column_major_slice_mut(y, a.nrows(), 1),
         faer::Accum::Replace,
         a,
         faer::MatRef::from_column_major_slice(x, a.ncols(), 1),
         1.0,
         Par::Seq,
     );
-    y
 }
 
 /// shift + eig(matrix), together with the structurally known eigenvalues.
