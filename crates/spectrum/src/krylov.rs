@@ -577,6 +577,13 @@ mod tests {
         Target::MaxShiftedModulus(1.0),
     ];
 
+    /// Q^T a Q for a random orthogonal Q: the same spectrum, its structure hidden.
+    fn hidden(a: &Mat<f64>, rng: &mut Rng) -> Mat<f64> {
+        let n = a.nrows();
+        let q = random_matrix(rng, n, n).qr().compute_Q();
+        q.transpose() * a * &q
+    }
+
     /// The best eigenvalue of `values` for `target`, by score.
     fn best_of(values: &[Complex64], target: Target) -> f64 {
         values
@@ -631,8 +638,7 @@ mod tests {
         a[(1, 0)] = 1.5;
         a[(1, 1)] = 2.0;
         // Orthogonal similarity so the structure is hidden.
-        let q = random_matrix(&mut rng, n, n).qr().compute_Q();
-        let a = q.transpose() * &a * &q;
+        let a = hidden(&a, &mut rng);
         check_against_dense(&a, &KrylovOptions::default(), 1e-8);
         let report =
             krylov_schur(n, &mut dense_op(&a), &[Target::MaxRe], &Default::default()).unwrap();
@@ -664,8 +670,7 @@ mod tests {
         a[(4, 4)] = 1.0 + 1e-4;
         a[(8, 8)] = 1.0 + 2e-4;
         a[(n - 1, n - 1)] = -3.0;
-        let q = random_matrix(&mut rng, n, n).qr().compute_Q();
-        let a = q.transpose() * &a * &q;
+        let a = hidden(&a, &mut rng);
         let opts = KrylovOptions {
             max_dim: 64,
             max_restarts: 500,
@@ -722,8 +727,7 @@ mod tests {
         }
         a[(0, 0)] = 10.0;
         a[(1, 1)] = -10.0;
-        let q = random_matrix(&mut rng, n, n).qr().compute_Q();
-        let a = q.transpose() * &a * &q;
+        let a = hidden(&a, &mut rng);
         let opts = KrylovOptions {
             tol: 1e-8,
             ..Default::default()
