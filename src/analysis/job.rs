@@ -2,13 +2,21 @@
 //! block at it, measure each (Jacobian kind, spectrum variant), and append
 //! one record per (sample, block, kind, variant) to the record store.
 //!
-//! Samples run in parallel on the job's own thread pool; cores that the
-//! samples cannot occupy (fewer samples left than threads) go into each
-//! dense eigen-solve, passed down as a [`Par`]. Crash safety is the store's
+//! The work is a queue of (sample, block) units, sample by sample and,
+//! within a sample, the largest blocks first. Every worker thread of the
+//! job's pool takes the next unit until none is left, so at most `threads`
+//! units are in flight (the memory plan's assumption) and the blocks of a
+//! single sample run in parallel too. Parallel work inside a unit (the
+//! dense eigen-solve, passed down as a [`Par`] over the whole pool, and the
+//! convolutions' GEMMs) is stolen by workers that have no unit left, so
+//! the last units of a run use every core. Crash safety is the store's
 //! ([`stiffness_records::store`]): one (sample, block) unit per appended,
 //! fsynced write, and `resume` computes only the missing records.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use rayon::prelude::*;
 use stiffness_records::store::{self, RecordLog};
@@ -41,8 +49,8 @@ pub struct Job<'a> {
     pub solver: plan::Solver,
     /// `--dense-seconds`: the longest estimated dense solve `auto` accepts.
     pub dense_seconds: f64,
-    /// The threads the job runs on: samples in parallel, and the solver
-    /// threads of the last samples.
+    /// The threads the job runs on: one (sample, block) unit each at a
+    /// time, and idle ones help the units still running.
     pub pool: rayon::ThreadPool,
 }
 
@@ -94,31 +102,41 @@ impl Job<'_> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
         store::open_manifest(dir, &self.manifest, resume)?;
         let log = RecordLog::open(dir, resume)?;
-        let todo: Vec<usize> = samples
-            .iter()
-            .copied()
-            .filter(|&s| !self.sample_done(&log, s))
-            .collect();
+        let queue = self.queue(&log, samples);
+        let units = queue.units.len();
+        progress.start(units, samples.len() * self.blocks.len() - units);
         let workers = self.pool.current_num_threads();
-        let solver_threads = workers / todo.len().clamp(1, workers);
-        let solver = if solver_threads > 1 {
-            Par::rayon(solver_threads)
-        } else {
-            Par::Seq
+        let solver = match workers {
+            1 => Par::Seq,
+            w => Par::rayon(w),
         };
-        progress.start(
-            todo.len() * self.blocks.len(),
-            (samples.len() - todo.len()) * self.blocks.len(),
-        );
-        let written = self.pool.install(|| {
-            todo.par_iter()
-                .map(|&s| {
-                    self.analyse_sample(dir, &log, inputs, s, solver, &prepared.policy, progress)
-                })
-                .collect::<Result<Vec<usize>>>()
-        })?;
+        let failed = AtomicBool::new(false);
+        let first_error = Mutex::new(None);
+        let written = AtomicUsize::new(0);
+        self.pool.broadcast(|_| {
+            while let Some(unit) = queue.next().filter(|_| !failed.load(Ordering::Relaxed)) {
+                let start = Instant::now();
+                let done = self.analyse_unit(dir, &log, inputs, &queue, unit, solver, prepared);
+                match done {
+                    Ok(n) => {
+                        written.fetch_add(n, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        failed.store(true, Ordering::Relaxed);
+                        lock(&first_error).get_or_insert(e);
+                    }
+                }
+                progress.unit_done(
+                    &self.model.blocks[unit.block].name,
+                    start.elapsed().as_secs_f64(),
+                );
+            }
+        });
+        if let Some(e) = lock(&first_error).take() {
+            return Err(e);
+        }
         store::write_csv(dir)?;
-        Ok(written.iter().sum())
+        Ok(written.into_inner())
     }
 
     /// The samples to analyse, after every check that needs no output: at
@@ -153,7 +171,7 @@ impl Job<'_> {
 
     /// The plan of the run ([`plan`]): every selected (block, kind,
     /// variant) with its sizes, memory, time estimate and method, for
-    /// `samples` samples (as many in flight as there are worker threads).
+    /// `samples` samples (as many units in flight as there are worker threads).
     pub fn plan(&self, samples: usize) -> Result<Vec<plan::Row>> {
         let shapes = self.model.block_shapes(self.manifest.input_shape)?;
         let blocks: Vec<_> = self
@@ -170,9 +188,11 @@ impl Job<'_> {
     }
 
     /// How records choose their method: the budget less both copies of the
-    /// weights (float32 and float64), shared by the samples in flight.
+    /// weights (float32 and float64), shared by the units in flight (one
+    /// per worker thread, at most one per (sample, block)).
     fn policy(&self, samples: usize) -> plan::Policy {
-        let parallel = self.pool.current_num_threads().clamp(1, samples.max(1)) as u64;
+        let units = samples.saturating_mul(self.blocks.len()).max(1);
+        let parallel = self.pool.current_num_threads().clamp(1, units) as u64;
         let weights = 12 * self.model.parameter_count() as u64;
         plan::Policy {
             solver: self.solver,
@@ -183,7 +203,8 @@ impl Job<'_> {
                 let at_once = match parallel {
                     1 => String::new(),
                     p => format!(
-                        ", shared by {p} samples in parallel (--threads 1 analyses one at a time)"
+                        ", shared by {p} blocks analysed in parallel (--threads 1 analyses one at \
+                         a time)"
                     ),
                 };
                 format!("{} less the weights{at_once}", b.describe())
@@ -214,11 +235,42 @@ impl Job<'_> {
         )))
     }
 
-    fn sample_done(&self, log: &RecordLog, sample: usize) -> bool {
-        self.blocks.iter().all(|&b| {
-            self.missing(log, sample, &self.model.blocks[b].name)
-                .is_empty()
-        })
+    /// The units of `samples` with records missing from `log`: sample by
+    /// sample, the largest blocks (input size) of each first, so that the
+    /// costly ones do not start last.
+    fn queue(&self, log: &RecordLog, samples: &[usize]) -> Queue {
+        let mut by_size = self.blocks.clone();
+        let shapes = self.model.block_shapes(self.manifest.input_shape).ok();
+        let size = |b: usize| {
+            shapes
+                .as_ref()
+                .map_or(0, |s| s[b].input.iter().product::<usize>())
+        };
+        by_size.sort_by_key(|&b| std::cmp::Reverse(size(b)));
+        let mut units = Vec::new();
+        let mut probes = Vec::new();
+        for &sample in samples {
+            let blocks: Vec<usize> = by_size
+                .iter()
+                .copied()
+                .filter(|&b| {
+                    !self
+                        .missing(log, sample, &self.model.blocks[b].name)
+                        .is_empty()
+                })
+                .collect();
+            if blocks.is_empty() {
+                continue;
+            }
+            let slot = probes.len();
+            probes.push(ProbeSlot::new(sample, blocks.len()));
+            units.extend(blocks.into_iter().map(|block| Unit { slot, block }));
+        }
+        Queue {
+            units,
+            probes,
+            next: AtomicUsize::new(0),
+        }
     }
 
     /// The (kind, variant) records of one (sample, block) not yet in the log.
@@ -235,45 +287,55 @@ impl Job<'_> {
             .collect()
     }
 
+    /// Measure every missing (kind, variant) of one unit and append its
+    /// records in one write.
     #[allow(clippy::too_many_arguments)]
-    fn analyse_sample(
+    fn analyse_unit(
         &self,
         dir: &Path,
         log: &RecordLog,
         inputs: &Inputs<'_>,
-        sample: usize,
+        queue: &Queue,
+        unit: &Unit,
+        solver: Par,
+        prepared: &Prepared,
+    ) -> Result<usize> {
+        let slot = &queue.probes[unit.slot];
+        let probe = slot.get(|| probe(self.model, inputs, slot.sample));
+        let written = probe.and_then(|probe| {
+            self.measure_unit(dir, log, &probe, unit.block, solver, &prepared.policy)
+        });
+        slot.release();
+        written
+    }
+
+    fn measure_unit(
+        &self,
+        dir: &Path,
+        log: &RecordLog,
+        probe: &Probe,
+        b: usize,
         solver: Par,
         policy: &plan::Policy,
-        progress: &dyn Progress,
     ) -> Result<usize> {
-        let probe = probe(self.model, inputs, sample)?;
-        let mut written = 0;
-        for &b in &self.blocks {
-            let start = std::time::Instant::now();
-            let block = &self.model.blocks[b];
-            let missing = self.missing(log, sample, &block.name);
-            if !missing.is_empty() {
-                let lin =
-                    Linearization::new(block, &self.model64.blocks[b], &probe.block_inputs[b])?;
-                let records = missing
-                    .iter()
-                    .map(|&(kind, variant)| {
-                        let m = match &probe.overflow {
-                            Some(reason) => Measurement::failed(&lin, reason.clone()),
-                            None => {
-                                let method = method(&lin, kind, variant, policy)?;
-                                measure::measure(&lin, kind, variant, solver, method)?
-                            }
-                        };
-                        self.record(dir, m, &lin, &probe, b, kind, variant)
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                log.append(&records)?;
-                written += records.len();
-            }
-            progress.unit_done(&block.name, start.elapsed().as_secs_f64());
-        }
-        Ok(written)
+        let block = &self.model.blocks[b];
+        let missing = self.missing(log, probe.outcome.index, &block.name);
+        let lin = Linearization::new(block, &self.model64.blocks[b], &probe.block_inputs[b])?;
+        let records = missing
+            .iter()
+            .map(|&(kind, variant)| {
+                let m = match &probe.overflow {
+                    Some(reason) => Measurement::failed(&lin, reason.clone()),
+                    None => {
+                        let method = method(&lin, kind, variant, policy)?;
+                        measure::measure(&lin, kind, variant, solver, method)?
+                    }
+                };
+                self.record(dir, m, &lin, probe, b, kind, variant)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        log.append(&records)?;
+        Ok(records.len())
     }
 
     /// The record of measurement `m`, with the sample's and model's identity
@@ -338,4 +400,67 @@ fn method(
         false => 0,
     };
     Ok(policy.method(lin.block, kind, lin.in_shape, s))
+}
+
+/// One unit of work: the missing records of one block at one sample.
+struct Unit {
+    /// The sample's [`ProbeSlot`] in [`Queue::probes`].
+    slot: usize,
+    block: usize,
+}
+
+/// The units of a run, taken in order by the workers.
+struct Queue {
+    units: Vec<Unit>,
+    probes: Vec<ProbeSlot>,
+    next: AtomicUsize,
+}
+
+impl Queue {
+    /// The next unit nobody has taken.
+    fn next(&self) -> Option<&Unit> {
+        self.units.get(self.next.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// One sample's probe, made by the first of its units to run and dropped
+/// when the last has finished (a forward pass per sample, for all blocks).
+struct ProbeSlot {
+    sample: usize,
+    probe: Mutex<Option<Arc<Probe>>>,
+    units_left: AtomicUsize,
+}
+
+impl ProbeSlot {
+    fn new(sample: usize, units: usize) -> Self {
+        Self {
+            sample,
+            probe: Mutex::new(None),
+            units_left: AtomicUsize::new(units),
+        }
+    }
+
+    /// The probe, made by `make` if no unit of the sample has made it yet.
+    fn get(&self, make: impl FnOnce() -> Result<Probe>) -> Result<Arc<Probe>> {
+        let mut slot = lock(&self.probe);
+        if let Some(p) = slot.as_ref() {
+            return Ok(Arc::clone(p));
+        }
+        let p = Arc::new(make()?);
+        *slot = Some(Arc::clone(&p));
+        Ok(p)
+    }
+
+    /// One unit of the sample is done; the last one frees the probe.
+    fn release(&self) {
+        if self.units_left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            lock(&self.probe).take();
+        }
+    }
+}
+
+/// The guarded value, also after a panic elsewhere (the data stays valid:
+/// every writer replaces it whole).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

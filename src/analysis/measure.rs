@@ -19,14 +19,15 @@ use num_complex::Complex64;
 use stiffness_records::{Method, Record, SpectrumVariant};
 use stiffness_spectrum::{
     paper_compatible, sigma_max_lanczos, sym_part_extremes_dense, sym_part_extremes_lanczos,
-    LanczosOptions, Par, SingularSummary, Spectrum,
+    symmetric_extremes_lanczos, LanczosOptions, Par, SingularSummary, Spectrum,
 };
 
+use crate::analysis::factored::FactoredJacobian;
 use crate::analysis::jacobian::{mostly_dense, FootprintJacobian};
 use crate::analysis::linearize::Linearization;
 use crate::analysis::matrix_free;
 use crate::analysis::metrics::{soderlind, EigenMetrics};
-use crate::analysis::reduce::{exact_spectrum, gemv, FactoredJacobian};
+use crate::analysis::reduce::{exact_spectrum, gemv};
 use crate::error::{Error, Result};
 use crate::model::JacobianKind;
 
@@ -153,12 +154,8 @@ fn eigen(lin: &Linearization<'_>, kind: JacobianKind, solver: Par) -> Result<Mea
 /// ([`symmetric_extremes`]).
 fn soderlind_extremes(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Option<(f64, f64)>> {
     if let Some(j) = FactoredJacobian::of(lin, kind)? {
-        let (matvec, rmatvec) = (
-            |x: &[f64], y: &mut [f64]| j.matvec(x, y),
-            |y: &[f64], x: &mut [f64]| j.rmatvec(y, x),
-        );
-        if let Ok(e) = sym_part_extremes_lanczos(lin.n(), &matvec, &rmatvec, &lanczos_options(400))
-        {
+        let mut op = |x: &[f64], y: &mut [f64]| j.symmetric_part_apply(x, y);
+        if let Ok(e) = symmetric_extremes_lanczos(lin.n(), &mut op, &lanczos_options(400)) {
             return Ok(Some((e.mu_min, e.mu_max)));
         }
     }

@@ -23,7 +23,7 @@
 //!   largest convolution's im2col buffer).
 //!
 //! A record's peak is its largest phase plus the JVP batch; samples analysed
-//! in parallel each hold one.
+//! (sample, block) units analysed in parallel (one per worker thread) each hold one.
 
 use crate::analysis::jacobian::MAX_BATCH as JVP_BATCH;
 use crate::analysis::matrix_free::KRYLOV_MAX_DIM;

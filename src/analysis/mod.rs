@@ -9,7 +9,8 @@
 //! 5. [`jacobian`]: the Jacobian assembled from coloured JVPs over its
 //!    footprint;
 //! 6. [`reduce`]: the exact structural reductions to a small dense
-//!    eigenproblem (METHOD.md section 5);
+//!    eigenproblem (METHOD.md section 5), and [`factored`]: the factors of
+//!    a reduction as an operator for Söderlind's number;
 //! 7. [`metrics`] and [`measure`]: the stiffness metrics of a spectrum, and
 //!    which solver gives each metric of one (block, kind, variant);
 //! 8. [`matrix_free`]: the same metrics without any matrix (Krylov-Schur
@@ -22,6 +23,7 @@
 //! Statistics and the report read the records (crates `stiffness-stats`,
 //! `stiffness-report`).
 
+pub mod factored;
 pub mod inputs;
 pub mod jacobian;
 pub mod job;

@@ -100,7 +100,7 @@ pub struct Policy {
     /// samples in flight); `None`: unchecked.
     pub record_bytes: Option<u64>,
     /// Where `record_bytes` comes from, for messages (e.g. "--max-memory
-    /// 12.00 GiB less the weights, 2 samples in parallel").
+    /// 12.00 GiB less the weights, shared by 2 blocks analysed in parallel").
     pub limit_source: String,
     /// The longest estimated dense solve `auto` accepts, seconds.
     pub dense_seconds: f64,

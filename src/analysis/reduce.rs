@@ -202,6 +202,10 @@ pub struct Factors {
     pub cut: usize,
     pub v: faer::Mat<f64>,
     pub u: faer::Mat<f64>,
+    /// The active units of the cut layer (V's rows, U's columns), as flat
+    /// (C, H, W) indices of its output of shape `inner_shape`.
+    pub active: Vec<usize>,
+    pub inner_shape: [usize; 3],
 }
 
 /// The factors of `lin`'s branch at inner ReLU `cut`, assembled once per
@@ -233,64 +237,15 @@ pub fn factors(lin: &Linearization<'_>, cut: usize) -> Result<Arc<Factors>> {
     let all_out: Vec<usize> = (0..lin.out_shape.iter().product()).collect();
     let v = half(0..at + 1, lin.in_shape, inner_shape)?.dense_submatrix(&act, &all_in);
     let u = half(at + 1..end, inner_shape, lin.out_shape)?.dense_submatrix(&all_out, &act);
-    let f = Arc::new(Factors { cut, v, u });
+    let f = Arc::new(Factors {
+        cut,
+        v,
+        u,
+        active: act,
+        inner_shape,
+    });
     *slot = Some(Arc::clone(&f));
     Ok(f)
-}
-
-/// A square block's Jacobian as its factors, J_F = U V or (identity
-/// shortcut) J_B = D_out (I + U V), for the forms that have them
-/// ([`Form::Branch`], [`Form::Shifted`]): products with J and J^T in
-/// 4 n m flops each, and no n x n matrix (Söderlind's number needs only
-/// these; forming U V would cost 2 n^2 m).
-pub struct FactoredJacobian {
-    factors: Arc<Factors>,
-    /// D_out for J_B; `None` for J_F.
-    output_mask: Option<Vec<f64>>,
-}
-
-impl FactoredJacobian {
-    /// The factored form of `lin`'s Jacobian of `kind`, if its reduction
-    /// factors it (not [`Form::ActiveRows`]).
-    pub fn of(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Option<Self>> {
-        let (cut, output_mask) = match Form::of(lin, kind)? {
-            Form::Branch { cut, .. } => (cut, None),
-            Form::Shifted { cut, .. } => (cut, Some(lin.output_mask()?)),
-            Form::ActiveRows { .. } => return Ok(None),
-        };
-        Ok(Some(Self {
-            factors: factors(lin, cut)?,
-            output_mask,
-        }))
-    }
-
-    /// y = J x.
-    pub fn matvec(&self, x: &[f64], y: &mut [f64]) {
-        let Factors { u, v, .. } = &*self.factors;
-        let mut vx = vec![0.0; v.nrows()];
-        gemv(v.as_ref(), x, &mut vx);
-        gemv(u.as_ref(), &vx, y);
-        if let Some(d) = &self.output_mask {
-            for ((y, x), d) in y.iter_mut().zip(x).zip(d) {
-                *y = d * (x + *y);
-            }
-        }
-    }
-
-    /// x = J^T y.
-    pub fn rmatvec(&self, y: &[f64], x: &mut [f64]) {
-        let Factors { u, v, .. } = &*self.factors;
-        let dy: Vec<f64> = match &self.output_mask {
-            Some(d) => y.iter().zip(d).map(|(y, d)| y * d).collect(),
-            None => y.to_vec(),
-        };
-        let mut uty = vec![0.0; u.ncols()];
-        gemv(u.as_ref().transpose(), &dy, &mut uty);
-        gemv(v.as_ref().transpose(), &uty, x);
-        if self.output_mask.is_some() {
-            x.iter_mut().zip(&dy).for_each(|(x, d)| *x += d);
-        }
-    }
 }
 
 /// y = a x for a dense matrix a, on one thread (memory-bound).

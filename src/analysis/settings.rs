@@ -57,7 +57,7 @@ pub struct Settings {
     /// The spectrum variants, the first one recorded as the manifest's.
     pub variants: Vec<SpectrumVariant>,
     pub shard: Option<Shard>,
-    /// Worker threads (samples in parallel).
+    /// Worker threads: (sample, block) units in parallel, idle ones helping the solves still running.
     pub threads: usize,
     pub save_eigenvalues: bool,
     /// Evaluate the whole data set into `eval.json` (by shard 0 only, and

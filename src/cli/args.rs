@@ -246,7 +246,7 @@ pub struct AnalyzeArgs {
     /// Analyse shard I of N (0 <= I < N) of the samples.
     #[arg(long)]
     pub shard: Option<String>,
-    /// Worker threads (samples in parallel).
+    /// Worker threads: (sample, block) units in parallel, idle ones helping the solves still running.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
     /// Also write every spectrum as complex128 .npy.

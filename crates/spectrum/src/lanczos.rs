@@ -87,7 +87,19 @@ pub fn sym_part_extremes_lanczos(
             .zip(&tmp)
             .for_each(|(y, t)| *y = 0.5 * (*y + t));
     };
-    let ritz = lanczos(n, &mut op, opts, Ends::Both)?;
+    symmetric_extremes_lanczos(n, &mut op, opts)
+}
+
+/// The extreme eigenvalues of a symmetric n x n operator given as
+/// `op` (y = S x), e.g. S = (J + J^T)/2 applied in one fused product, by
+/// Lanczos with full reorthogonalisation; both ends must pass the residual
+/// test of [`LanczosOptions::tol`], else [`Error::LanczosNotConverged`].
+pub fn symmetric_extremes_lanczos(
+    n: usize,
+    op: &mut dyn FnMut(&[f64], &mut [f64]),
+    opts: &LanczosOptions,
+) -> Result<SymExtremes> {
+    let ritz = lanczos(n, op, opts, Ends::Both)?;
     Ok(SymExtremes {
         mu_min: ritz.min,
         mu_max: ritz.max,

@@ -37,7 +37,8 @@ pub use error::{Error, Result};
 pub use faer::Par;
 pub use krylov::{krylov_schur, KrylovOptions, KrylovReport, RitzEstimate, Target, STOP_MARGIN};
 pub use lanczos::{
-    sym_part_extremes_dense, sym_part_extremes_lanczos, LanczosOptions, SymExtremes,
+    sym_part_extremes_dense, sym_part_extremes_lanczos, symmetric_extremes_lanczos, LanczosOptions,
+    SymExtremes,
 };
 pub use num_complex::Complex64;
 pub use paper::{paper_compatible, PaperCompatSummary};
