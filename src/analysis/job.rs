@@ -110,13 +110,15 @@ impl Job<'_> {
             1 => Par::Seq,
             w => Par::rayon(w),
         };
+        let gate = Gate::default();
         let failed = AtomicBool::new(false);
         let first_error = Mutex::new(None);
         let written = AtomicUsize::new(0);
         self.pool.broadcast(|_| {
             while let Some(unit) = queue.next().filter(|_| !failed.load(Ordering::Relaxed)) {
                 let start = Instant::now();
-                let done = self.analyse_unit(dir, &log, inputs, &queue, unit, solver, prepared);
+                let done =
+                    self.analyse_unit(dir, &log, inputs, &queue, unit, solver, prepared, &gate);
                 match done {
                     Ok(n) => {
                         written.fetch_add(n, Ordering::Relaxed);
@@ -299,16 +301,21 @@ impl Job<'_> {
         unit: &Unit,
         solver: Par,
         prepared: &Prepared,
+        gate: &Gate,
     ) -> Result<usize> {
         let slot = &queue.probes[unit.slot];
         let probe = slot.get(|| probe(self.model, inputs, slot.sample));
         let written = probe.and_then(|probe| {
-            self.measure_unit(dir, log, &probe, unit.block, solver, &prepared.policy)
+            self.measure_unit(dir, log, &probe, unit.block, solver, &prepared.policy, gate)
         });
         slot.release();
         written
     }
 
+    /// Measure the missing records of block `b` at `probe`: alone (through
+    /// `gate`) when one of them solves a dense problem larger than
+    /// [`EXCLUSIVE_DENSE_BYTES`], else beside the other workers' units.
+    #[allow(clippy::too_many_arguments)]
     fn measure_unit(
         &self,
         dir: &Path,
@@ -317,25 +324,57 @@ impl Job<'_> {
         b: usize,
         solver: Par,
         policy: &plan::Policy,
+        gate: &Gate,
     ) -> Result<usize> {
         let block = &self.model.blocks[b];
         let missing = self.missing(log, probe.outcome.index, &block.name);
         let lin = Linearization::new(block, &self.model64.blocks[b], &probe.block_inputs[b])?;
-        let records = missing
-            .iter()
-            .map(|&(kind, variant)| {
-                let m = match &probe.overflow {
-                    Some(reason) => Measurement::failed(&lin, reason.clone()),
-                    None => {
-                        let method = method(&lin, kind, variant, policy)?;
-                        measure::measure(&lin, kind, variant, solver, method)?
-                    }
-                };
-                self.record(dir, m, &lin, probe, b, kind, variant)
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let measure_all = || {
+            missing
+                .iter()
+                .map(|&(kind, variant)| {
+                    let m = match &probe.overflow {
+                        Some(reason) => Measurement::failed(&lin, reason.clone()),
+                        None => {
+                            let method = method(&lin, kind, variant, policy)?;
+                            measure::measure(&lin, kind, variant, solver, method)?
+                        }
+                    };
+                    self.record(dir, m, &lin, probe, b, kind, variant)
+                })
+                .collect::<Result<Vec<_>>>()
+        };
+        let alone = probe.overflow.is_none() && self.needs_the_machine(&lin, &missing, policy)?;
+        let records = match alone {
+            true => gate.alone(measure_all),
+            false => gate.beside_others(measure_all),
+        }?;
         log.append(&records)?;
         Ok(records.len())
+    }
+
+    /// Whether a dense exact record of `lin` solves a problem larger than
+    /// [`EXCLUSIVE_DENSE_BYTES`].
+    fn needs_the_machine(
+        &self,
+        lin: &Linearization<'_>,
+        missing: &[(JacobianKind, SpectrumVariant)],
+        policy: &plan::Policy,
+    ) -> Result<bool> {
+        if !lin.is_square() || self.pool.current_num_threads() == 1 {
+            return Ok(false);
+        }
+        for &(kind, variant) in missing {
+            if variant == SpectrumVariant::Exact
+                && method(lin, kind, variant, policy)? == Method::Dense
+            {
+                let s = Form::of(lin, kind)?.size() as u64;
+                if 8 * s * s > EXCLUSIVE_DENSE_BYTES {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// The record of measurement `m`, with the sample's and model's identity
@@ -400,6 +439,81 @@ fn method(
         false => 0,
     };
     Ok(policy.method(lin.block, kind, lin.in_shape, s))
+}
+
+/// The size of a reduced dense eigenproblem (its f64 matrix, bytes) above
+/// which a unit runs alone, every worker helping its solve: two such
+/// solves side by side compete for memory bandwidth and cache. Measured on
+/// the 2-core machine (BENCHMARKS.md): two ResNet20 stage-1 records
+/// (s ~ 7,000, 390 MB) side by side took 195 and 239 s against 62 and 75 s
+/// one after the other on both threads; ResNet18 stage-1 records (s ~ 1,500,
+/// 18 MB) gain from running side by side.
+pub const EXCLUSIVE_DENSE_BYTES: u64 = 64 << 20;
+
+/// Admission of units to the workers: most run side by side, one per
+/// worker; a unit with a large dense solve runs alone, once the others
+/// have finished, and workers without work execute the parallel tasks of
+/// its solve meanwhile ([`rayon::yield_now`]). Never blocks a worker in
+/// the OS, so every worker stays available to rayon.
+#[derive(Default)]
+struct Gate {
+    /// A unit runs alone, or waits to.
+    alone: AtomicBool,
+    /// Units running side by side.
+    beside: AtomicUsize,
+}
+
+impl Gate {
+    /// Run `f` beside other units, once no unit runs alone.
+    fn beside_others<R>(&self, f: impl FnOnce() -> R) -> R {
+        loop {
+            self.beside.fetch_add(1, Ordering::SeqCst);
+            if !self.alone.load(Ordering::SeqCst) {
+                break;
+            }
+            self.beside.fetch_sub(1, Ordering::SeqCst);
+            help_or_wait();
+        }
+        let _leave = OnDrop(|| {
+            self.beside.fetch_sub(1, Ordering::SeqCst);
+        });
+        f()
+    }
+
+    /// Run `f` alone: after the units running beside each other have
+    /// finished, and no other unit runs alone.
+    fn alone<R>(&self, f: impl FnOnce() -> R) -> R {
+        while self
+            .alone
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            help_or_wait();
+        }
+        let _leave = OnDrop(|| self.alone.store(false, Ordering::SeqCst));
+        while self.beside.load(Ordering::SeqCst) > 0 {
+            help_or_wait();
+        }
+        f()
+    }
+}
+
+/// Execute a pending task of the pool (a part of a running solve), or
+/// sleep briefly when there is none.
+fn help_or_wait() {
+    if rayon::yield_now() != Some(rayon::Yield::Executed) {
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+}
+
+/// Runs its closure when dropped (also on a panic), so the gate's counts
+/// never stay set.
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
 }
 
 /// One unit of work: the missing records of one block at one sample.
