@@ -578,3 +578,63 @@ impl ProbeSlot {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Units beside each other run at the same time (each of the first pair
+    /// waits, up to 10 s, for the other to start), and a unit run alone
+    /// never overlaps another (two workers, many rounds of short units).
+    #[test]
+    fn a_unit_alone_never_overlaps_another() {
+        let pool = thread_pool(2).unwrap();
+        let gate = Gate::default();
+        let (alone, beside) = (AtomicBool::new(false), AtomicUsize::new(0));
+        let (violations, overlaps) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let pause = || std::thread::sleep(std::time::Duration::from_micros(300));
+        pool.broadcast(|_| {
+            gate.beside_others(|| {
+                beside.fetch_add(1, Ordering::SeqCst);
+                let start = Instant::now();
+                while beside.load(Ordering::SeqCst) < 2 && start.elapsed().as_secs() < 10 {
+                    std::thread::yield_now();
+                }
+                if beside.load(Ordering::SeqCst) == 2 {
+                    overlaps.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        });
+        beside.store(0, Ordering::SeqCst);
+        pool.broadcast(|ctx| {
+            for round in 0..60 {
+                if (round + ctx.index()) % 4 == 0 {
+                    gate.alone(|| {
+                        alone.store(true, Ordering::SeqCst);
+                        if beside.load(Ordering::SeqCst) > 0 {
+                            violations.fetch_add(1, Ordering::SeqCst);
+                        }
+                        pause();
+                        alone.store(false, Ordering::SeqCst);
+                    });
+                } else {
+                    gate.beside_others(|| {
+                        beside.fetch_add(1, Ordering::SeqCst);
+                        if alone.load(Ordering::SeqCst) {
+                            violations.fetch_add(1, Ordering::SeqCst);
+                        }
+                        pause();
+                        beside.fetch_sub(1, Ordering::SeqCst);
+                    });
+                }
+            }
+        });
+        assert_eq!(violations.into_inner(), 0);
+        assert_eq!(
+            overlaps.into_inner(),
+            2,
+            "units beside each other did not overlap"
+        );
+        assert!(!gate.alone.into_inner() && gate.beside.into_inner() == 0);
+    }
+}
