@@ -20,6 +20,8 @@
 //! The permutations change the basis, not the operator: P S P^T has the
 //! eigenvalues of S, and the product is returned in the natural order.
 
+use std::sync::Arc;
+
 use pulp::Arch;
 
 use crate::analysis::linearize::Linearization;
@@ -34,15 +36,23 @@ const GAP: usize = 8;
 /// A square block's factored Jacobian, ready for products with its
 /// symmetric part.
 pub struct FactoredJacobian {
-    factors: Packed,
-    /// Position k of the (H, W, C) order holds flat (C, H, W) index order[k]
-    /// of the block's input (= output) space.
-    order: Vec<usize>,
+    runs: Arc<RunFactors>,
     /// D_out in the (H, W, C) order for J_B; `None` for J_F.
     output_mask: Option<Vec<f64>>,
 }
 
-/// U (n x m) and V (m x n) as run columns, in the narrowest exact element type.
+/// U (n x m) and V (m x n) of a block's factors as run columns in the
+/// narrowest exact element type, rows of U and columns of V in the (H, W, C)
+/// order of the block's space, the m active units in (H, W, C) order of
+/// the cut layer. Built once per linearisation ([`Factors::runs`]) and
+/// shared by both kinds' Söderlind operators and reduced matrices.
+pub struct RunFactors {
+    pair: Packed,
+    /// Position k of the (H, W, C) order holds flat (C, H, W) index order[k]
+    /// of the block's input (= output) space.
+    order: Vec<usize>,
+}
+
 enum Packed {
     Single(Pair<f32>),
     Double(Pair<f64>),
@@ -51,6 +61,43 @@ enum Packed {
 struct Pair<T> {
     u: RunColumns<T>,
     v: RunColumns<T>,
+}
+
+impl RunFactors {
+    /// The run form of `f`, for a block whose space has shape `space`.
+    pub(crate) fn of(f: &Factors, space: [usize; 3]) -> Result<Self> {
+        let order = hwc_order(space);
+        let pair = match Pair::build(f, &order, exact_f32) {
+            Some(pair) => Packed::Single(pair),
+            None => Packed::Double(
+                Pair::build(f, &order, Some)
+                    .ok_or_else(|| Error::Numerical("factors: an f64 refused as f64".into()))?,
+            ),
+        };
+        Ok(Self { pair, order })
+    }
+
+    /// Entries stored, as a share of the dense factors' 2 n m.
+    pub fn stored_share(&self) -> f64 {
+        match &self.pair {
+            Packed::Single(p) => p.stored_share(),
+            Packed::Double(p) => p.stored_share(),
+        }
+    }
+
+    /// The m x m reduced matrix V D U (D = `mask` over the block's space, in
+    /// (C, H, W) order, or the identity), with the active units in the
+    /// order of these runs: a simultaneous permutation of the rows and
+    /// columns of the matrix in the factors' order, so the same spectrum.
+    /// Column j is the sum over U's stored entries i of column j of
+    /// d_i U[i, j] V[:, i]: 2 nnz(U) nnz(V col) flops instead of 2 m^2 n.
+    pub fn reduced_matrix(&self, mask: Option<&[f64]>) -> faer::Mat<f64> {
+        let d: Option<Vec<f64>> = mask.map(|d| self.order.iter().map(|&i| d[i]).collect());
+        match &self.pair {
+            Packed::Single(p) => p.reduced(d.as_deref()),
+            Packed::Double(p) => p.reduced(d.as_deref()),
+        }
+    }
 }
 
 impl FactoredJacobian {
@@ -62,33 +109,21 @@ impl FactoredJacobian {
             Form::Shifted { cut, .. } => (cut, Some(lin.output_mask()?)),
             Form::ActiveRows { .. } => return Ok(None),
         };
-        let f = factors(lin, cut)?;
-        let order = hwc_order(lin.in_shape);
-        let factors = match Pair::build(&f, &order, exact_f32) {
-            Some(pair) => Packed::Single(pair),
-            None => Packed::Double(
-                Pair::build(&f, &order, Some)
-                    .ok_or_else(|| Error::Numerical("factors: an f64 refused as f64".into()))?,
-            ),
-        };
+        let runs = factors(lin, cut)?.runs(lin.in_shape)?;
         Ok(Some(Self {
-            factors,
-            output_mask: mask.map(|d| order.iter().map(|&i| d[i]).collect()),
-            order,
+            output_mask: mask.map(|d| runs.order.iter().map(|&i| d[i]).collect()),
+            runs,
         }))
     }
 
     /// Whether the factors are held in float32 (exactly).
     pub fn is_single(&self) -> bool {
-        matches!(self.factors, Packed::Single(_))
+        matches!(self.runs.pair, Packed::Single(_))
     }
 
     /// Entries stored, as a share of the dense factors' 2 n m.
     pub fn stored_share(&self) -> f64 {
-        match &self.factors {
-            Packed::Single(p) => p.stored_share(),
-            Packed::Double(p) => p.stored_share(),
-        }
+        self.runs.stored_share()
     }
 
     /// y = (J + J^T) x / 2.
@@ -97,16 +132,17 @@ impl FactoredJacobian {
     /// z = V x and t = V^T w together (one pass over V), then U z (pass
     /// over U). J_F: y = (U z + t)/2; J_B: y = (D_out (x + U z) + x' + t)/2.
     pub fn symmetric_part_apply(&self, x: &[f64], y: &mut [f64]) {
-        let xp: Vec<f64> = self.order.iter().map(|&i| x[i]).collect();
+        let order = &self.runs.order;
+        let xp: Vec<f64> = order.iter().map(|&i| x[i]).collect();
         let masked: Vec<f64> = match &self.output_mask {
             Some(d) => xp.iter().zip(d).map(|(x, d)| x * d).collect(),
             None => xp.clone(),
         };
-        let (uz, t) = match &self.factors {
+        let (uz, t) = match &self.runs.pair {
             Packed::Single(p) => p.apply(&xp, &masked),
             Packed::Double(p) => p.apply(&xp, &masked),
         };
-        for (k, &i) in self.order.iter().enumerate() {
+        for (k, &i) in order.iter().enumerate() {
             y[i] = match &self.output_mask {
                 Some(d) => 0.5 * (d[k] * (xp[k] + uz[k]) + masked[k] + t[k]),
                 None => 0.5 * (uz[k] + t[k]),
@@ -139,6 +175,26 @@ impl<T: Copy + Into<f64>> Pair<T> {
     fn stored_share(&self) -> f64 {
         let dense = self.u.rows * self.u.cols + self.v.rows * self.v.cols;
         (self.u.values.len() + self.v.values.len()) as f64 / dense.max(1) as f64
+    }
+
+    /// V D U (D = `d`, or the identity), dense m x m.
+    fn reduced(&self, d: Option<&[f64]>) -> faer::Mat<f64> {
+        let m = self.v.rows;
+        let mut out = faer::Mat::<f64>::zeros(m, self.u.cols);
+        Arch::new().dispatch(|| {
+            for j in 0..self.u.cols {
+                let column = out.col_as_slice_mut(j);
+                for run in self.u.column_runs(j) {
+                    let values = &self.u.values[run.at..run.at + run.len];
+                    for (k, &a) in values.iter().enumerate() {
+                        let i = run.row + k;
+                        let s = a.into() * d.map_or(1.0, |d| d[i]);
+                        self.v.axpy(i, s, column);
+                    }
+                }
+            }
+        });
+        out
     }
 
     /// (U V x, V^T U^T x2), in three passes over the factors.

@@ -14,12 +14,13 @@
 //! Either way the dense problem has size min(a, m) (block) or m (residual),
 //! not n. [`dense_spectrum`] solves the full n x n matrix for verification.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use candle_core::Tensor;
 use num_complex::Complex64;
 use stiffness_spectrum::{Par, Spectrum};
 
+use crate::analysis::factored::RunFactors;
 use crate::analysis::jacobian::{FootprintJacobian, LinearMap};
 use crate::analysis::linearize::{active, Linearization};
 use crate::error::{Error, Result};
@@ -166,13 +167,27 @@ fn reduced_matrix(
     solver: Par,
 ) -> Result<faer::Mat<f64>> {
     let f = factors(lin, cut)?;
-    if !through_output_mask {
-        return Ok(product(f.v.as_ref(), f.u.as_ref(), solver));
+    let mask = match through_output_mask {
+        true => Some(lin.output_mask()?),
+        false => None,
+    };
+    let runs = f.runs(lin.in_shape)?;
+    if runs.stored_share() < SPARSE_PRODUCT_SHARE {
+        return Ok(runs.reduced_matrix(mask.as_deref()));
     }
-    let mask = lin.output_mask()?;
-    let du = faer::Mat::from_fn(f.u.nrows(), f.u.ncols(), |i, j| mask[i] * f.u[(i, j)]);
-    Ok(product(f.v.as_ref(), du.as_ref(), solver))
+    Ok(match mask {
+        None => product(f.v.as_ref(), f.u.as_ref(), solver),
+        Some(mask) => {
+            let du = faer::Mat::from_fn(f.u.nrows(), f.u.ncols(), |i, j| mask[i] * f.u[(i, j)]);
+            product(f.v.as_ref(), du.as_ref(), solver)
+        }
+    })
 }
+
+/// Below this share of stored factor entries ([`RunFactors::stored_share`])
+/// the reduced matrix is summed over the stored runs; above it a blocked
+/// GEMM of the dense factors is faster (maps the windows cover: 2x2, 1x1).
+const SPARSE_PRODUCT_SHARE: f64 = 0.25;
 
 /// The dense product a b on `par` threads.
 fn product(a: faer::MatRef<'_, f64>, b: faer::MatRef<'_, f64>, par: Par) -> faer::Mat<f64> {
@@ -206,6 +221,22 @@ pub struct Factors {
     /// (C, H, W) indices of its output of shape `inner_shape`.
     pub active: Vec<usize>,
     pub inner_shape: [usize; 3],
+    /// U and V as run columns, made on first use ([`Factors::runs`]).
+    runs: Mutex<Option<Arc<RunFactors>>>,
+}
+
+impl Factors {
+    /// U and V as run columns ([`RunFactors`]) for a block whose space has
+    /// shape `space`, built once and kept for both kinds.
+    pub fn runs(&self, space: [usize; 3]) -> Result<Arc<RunFactors>> {
+        let mut slot = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = slot.as_ref() {
+            return Ok(Arc::clone(r));
+        }
+        let r = Arc::new(RunFactors::of(self, space)?);
+        *slot = Some(Arc::clone(&r));
+        Ok(r)
+    }
 }
 
 /// The factors of `lin`'s branch at inner ReLU `cut`, assembled once per
@@ -243,6 +274,7 @@ pub fn factors(lin: &Linearization<'_>, cut: usize) -> Result<Arc<Factors>> {
         u,
         active: act,
         inner_shape,
+        runs: Mutex::new(None),
     });
     *slot = Some(Arc::clone(&f));
     Ok(f)
