@@ -159,7 +159,9 @@ pub(crate) fn narrowest(inner: &[Vec<usize>]) -> (usize, usize) {
 
 /// V D U restricted to the active units of inner layer `cut`, dense f64,
 /// from the factors ([`factors`], shared by both kinds): D = D_out when
-/// `through_output_mask` (whole-block kind), else the identity.
+/// `through_output_mask` (whole-block kind), else the identity. Summed over
+/// the factors' stored runs when they are sparse ([`RunFactors`]), else one
+/// GEMM of the dense factors on `solver` threads.
 fn reduced_matrix(
     lin: &Linearization<'_>,
     cut: usize,
