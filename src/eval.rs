@@ -1,6 +1,6 @@
 //! Evaluation: top-1 accuracy and mean cross-entropy loss, overall and per class.
 //!
-//! loss_i = -log softmax(z_i)[y_i], computed in float64 from the float32
+//! loss_i = -log softmax(z_i)\[y_i\], computed in float64 from the float32
 //! logits (log-sum-exp with the maximum subtracted), as PyTorch's
 //! `F.cross_entropy` does up to float32 rounding. The prediction is the
 //! first index of the largest logit (`torch.argmax`).

@@ -6,7 +6,7 @@
 //! job) -> records (crate `stiffness-records`) -> statistics (crate
 //! `stiffness-stats`) -> report (crate `stiffness-report`). Beside it:
 //! [`eval`] (accuracy and loss), [`train`] (the same architectures trained
-//! with SGD), [`bench`]. See `docs/METHOD.md` for the mathematics and
+//! with SGD), [`bench`](mod@bench). See `docs/METHOD.md` for the mathematics and
 //! `docs/ARCHITECTURE.md` for the layout.
 
 pub mod analysis;

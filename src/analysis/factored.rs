@@ -10,7 +10,7 @@
 //! - **Runs of rows.** A factor's column is a convolution's footprint: a
 //!   spatial window over every channel. With rows in (H, W, C) order that
 //!   window is a few contiguous runs (one per window row), so each column
-//!   is stored as its nonzero runs (gaps of up to [`GAP`] zeros kept inside
+//!   is stored as its nonzero runs (gaps of up to `GAP` = 8 zeros kept inside
 //!   a run). On 8x8 maps a 3x3 window keeps 14 % of the column; on maps a
 //!   window covers, a column is one run (dense).
 //! - **Float32 when exact.** The factors come from float32 JVPs, so every

@@ -35,7 +35,7 @@ use crate::model::JacobianKind;
 /// at 48 vectors, so most records are cheapest with a short basis.
 pub const KRYLOV_DIM: usize = 48;
 
-/// The basis size after [`GROW_AFTER`] restarts without convergence, and
+/// The basis size after `GROW_AFTER` restarts without convergence, and
 /// the memory bound: (KRYLOV_MAX_DIM + 1) n f64 per run. A clustered
 /// extreme that needs hundreds of restarts at 48 needs a few at 96
 /// (BENCHMARKS.md, ImageNet scale).

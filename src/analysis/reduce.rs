@@ -6,9 +6,9 @@
 //! - Residual kind: eig(J_F) = eig(V U) U {0} x (n - m). V U is m x m.
 //! - Block kind, identity shortcut (every square block): J_B = D_out (I + U V).
 //!   With the a active outputs A first, J_B is block upper-triangular, so
-//!   eig(J_B) = {0} x (n - a) U eig(I_A + U[A,:] V[:,A]). If a <= m the a x a
-//!   matrix J_B[A, A] is solved; otherwise
-//!   eig(I_A + U[A,:] V[:,A]) = 1 + eig(V D_out U) U {1} x (a - m),
+//!   eig(J_B) = {0} x (n - a) U eig(I_A + U\[A,:\] V\[:,A\]). If a <= m the a x a
+//!   matrix J_B\[A, A\] is solved; otherwise
+//!   eig(I_A + U\[A,:\] V\[:,A\]) = 1 + eig(V D_out U) U {1} x (a - m),
 //!   with V D_out U restricted to the m active units of layer L.
 //!
 //! Either way the dense problem has size min(a, m) (block) or m (residual),
