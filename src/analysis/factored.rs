@@ -64,9 +64,9 @@ struct Pair<T> {
 }
 
 impl RunFactors {
-    /// The run form of `f`, for a block whose space has shape `space`.
-    pub(crate) fn of(f: &Factors, space: [usize; 3]) -> Result<Self> {
-        let order = hwc_order(space);
+    /// The run form of `f`.
+    pub(crate) fn of(f: &Factors) -> Result<Self> {
+        let order = hwc_order(f.space);
         let pair = match Pair::build(f, &order, exact_f32) {
             Some(pair) => Packed::Single(pair),
             None => Packed::Double(
@@ -109,7 +109,7 @@ impl FactoredJacobian {
             Form::Shifted { cut, .. } => (cut, Some(lin.output_mask()?)),
             Form::ActiveRows { .. } => return Ok(None),
         };
-        let runs = factors(lin, cut)?.runs(lin.in_shape)?;
+        let runs = factors(lin, cut)?.runs()?;
         Ok(Some(Self {
             output_mask: mask.map(|d| runs.order.iter().map(|&i| d[i]).collect()),
             runs,

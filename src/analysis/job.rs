@@ -15,7 +15,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -23,6 +23,7 @@ use stiffness_records::store::{self, RecordLog};
 use stiffness_records::{Manifest, Method, Record, SpectrumVariant};
 use stiffness_spectrum::Par;
 
+use crate::analysis::cache::{lock, Shared};
 use crate::analysis::inputs::Inputs;
 use crate::analysis::linearize::Linearization;
 use crate::analysis::measure::{self, Measurement};
@@ -102,7 +103,7 @@ impl Job<'_> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
         store::open_manifest(dir, &self.manifest, resume)?;
         let log = RecordLog::open(dir, resume)?;
-        let queue = self.queue(&log, samples);
+        let queue = self.queue(&log, samples)?;
         let units = queue.units.len();
         progress.start(units, samples.len() * self.blocks.len() - units);
         let workers = self.pool.current_num_threads();
@@ -240,15 +241,10 @@ impl Job<'_> {
     /// The units of `samples` with records missing from `log`: sample by
     /// sample, the largest blocks (input size) of each first, so that the
     /// costly ones do not start last.
-    fn queue(&self, log: &RecordLog, samples: &[usize]) -> Queue {
+    fn queue(&self, log: &RecordLog, samples: &[usize]) -> Result<Queue> {
+        let shapes = self.model.block_shapes(self.manifest.input_shape)?;
         let mut by_size = self.blocks.clone();
-        let shapes = self.model.block_shapes(self.manifest.input_shape).ok();
-        let size = |b: usize| {
-            shapes
-                .as_ref()
-                .map_or(0, |s| s[b].input.iter().product::<usize>())
-        };
-        by_size.sort_by_key(|&b| std::cmp::Reverse(size(b)));
+        by_size.sort_by_key(|&b| std::cmp::Reverse(shapes[b].input.iter().product::<usize>()));
         let mut units = Vec::new();
         let mut probes = Vec::new();
         for &sample in samples {
@@ -268,11 +264,11 @@ impl Job<'_> {
             probes.push(ProbeSlot::new(sample, blocks.len()));
             units.extend(blocks.into_iter().map(|block| Unit { slot, block }));
         }
-        Queue {
+        Ok(Queue {
             units,
             probes,
             next: AtomicUsize::new(0),
-        }
+        })
     }
 
     /// The (kind, variant) records of one (sample, block) not yet in the log.
@@ -304,7 +300,9 @@ impl Job<'_> {
         gate: &Gate,
     ) -> Result<usize> {
         let slot = &queue.probes[unit.slot];
-        let probe = slot.get(|| probe(self.model, inputs, slot.sample));
+        let probe = slot
+            .probe
+            .get_or_make(|| probe(self.model, inputs, slot.sample));
         let written = probe.and_then(|probe| {
             self.measure_unit(dir, log, &probe, unit.block, solver, &prepared.policy, gate)
         });
@@ -314,7 +312,8 @@ impl Job<'_> {
 
     /// Measure the missing records of block `b` at `probe`: alone (through
     /// `gate`) when one of them solves a dense problem larger than
-    /// [`EXCLUSIVE_DENSE_BYTES`], else beside the other workers' units.
+    /// [`EXCLUSIVE_DENSE_BYTES`], else beside the other workers' units (a
+    /// sample whose forward pass overflowed gets records with the reason).
     #[allow(clippy::too_many_arguments)]
     fn measure_unit(
         &self,
@@ -329,26 +328,35 @@ impl Job<'_> {
         let block = &self.model.blocks[b];
         let missing = self.missing(log, probe.outcome.index, &block.name);
         let lin = Linearization::new(block, &self.model64.blocks[b], &probe.block_inputs[b])?;
-        let measure_all = || {
-            missing
+        let records = match &probe.overflow {
+            Some(reason) => missing
                 .iter()
                 .map(|&(kind, variant)| {
-                    let m = match &probe.overflow {
-                        Some(reason) => Measurement::failed(&lin, reason.clone()),
-                        None => {
-                            let method = method(&lin, kind, variant, policy)?;
-                            measure::measure(&lin, kind, variant, solver, method)?
-                        }
-                    };
+                    let m = Measurement::failed(&lin, reason.clone());
                     self.record(dir, m, &lin, probe, b, kind, variant)
                 })
-                .collect::<Result<Vec<_>>>()
+                .collect::<Result<Vec<_>>>()?,
+            None => {
+                let mut methods = Vec::with_capacity(missing.len());
+                for &(kind, variant) in &missing {
+                    methods.push(method(&lin, kind, variant, policy)?);
+                }
+                let measure_all = || {
+                    missing
+                        .iter()
+                        .zip(&methods)
+                        .map(|(&(kind, variant), &method)| {
+                            let m = measure::measure(&lin, kind, variant, solver, method)?;
+                            self.record(dir, m, &lin, probe, b, kind, variant)
+                        })
+                        .collect::<Result<Vec<_>>>()
+                };
+                match self.needs_the_machine(&lin, &missing, &methods)? {
+                    true => gate.alone(measure_all),
+                    false => gate.beside_others(measure_all),
+                }?
+            }
         };
-        let alone = probe.overflow.is_none() && self.needs_the_machine(&lin, &missing, policy)?;
-        let records = match alone {
-            true => gate.alone(measure_all),
-            false => gate.beside_others(measure_all),
-        }?;
         log.append(&records)?;
         Ok(records.len())
     }
@@ -359,15 +367,13 @@ impl Job<'_> {
         &self,
         lin: &Linearization<'_>,
         missing: &[(JacobianKind, SpectrumVariant)],
-        policy: &plan::Policy,
+        methods: &[Method],
     ) -> Result<bool> {
         if !lin.is_square() || self.pool.current_num_threads() == 1 {
             return Ok(false);
         }
-        for &(kind, variant) in missing {
-            if variant == SpectrumVariant::Exact
-                && method(lin, kind, variant, policy)? == Method::Dense
-            {
+        for (&(kind, variant), &method) in missing.iter().zip(methods) {
+            if variant == SpectrumVariant::Exact && method == Method::Dense {
                 let s = Form::of(lin, kind)?.size() as u64;
                 if 8 * s * s > EXCLUSIVE_DENSE_BYTES {
                     return Ok(true);
@@ -445,9 +451,9 @@ fn method(
 /// which a unit runs alone, every worker helping its solve: two such
 /// solves side by side compete for memory bandwidth and cache. Measured on
 /// the 2-core machine (BENCHMARKS.md): two ResNet20 stage-1 records
-/// (s ~ 7,000, 390 MB) side by side took 195 and 239 s against 62 and 75 s
-/// one after the other on both threads; ResNet18 stage-1 records (s ~ 1,500,
-/// 18 MB) gain from running side by side.
+/// (s ~ 7,000, 390 MB) side by side took 195 and 239 s; run alone, the
+/// larger took 136 s. ResNet18 stage-1 records (s ~ 1,500, 18 MB) gain
+/// from running side by side.
 pub const EXCLUSIVE_DENSE_BYTES: u64 = 64 << 20;
 
 /// Admission of units to the workers: most run side by side, one per
@@ -541,7 +547,7 @@ impl Queue {
 /// when the last has finished (a forward pass per sample, for all blocks).
 struct ProbeSlot {
     sample: usize,
-    probe: Mutex<Option<Arc<Probe>>>,
+    probe: Shared<Probe>,
     units_left: AtomicUsize,
 }
 
@@ -549,34 +555,17 @@ impl ProbeSlot {
     fn new(sample: usize, units: usize) -> Self {
         Self {
             sample,
-            probe: Mutex::new(None),
+            probe: Shared::default(),
             units_left: AtomicUsize::new(units),
         }
-    }
-
-    /// The probe, made by `make` if no unit of the sample has made it yet.
-    fn get(&self, make: impl FnOnce() -> Result<Probe>) -> Result<Arc<Probe>> {
-        let mut slot = lock(&self.probe);
-        if let Some(p) = slot.as_ref() {
-            return Ok(Arc::clone(p));
-        }
-        let p = Arc::new(make()?);
-        *slot = Some(Arc::clone(&p));
-        Ok(p)
     }
 
     /// One unit of the sample is done; the last one frees the probe.
     fn release(&self) {
         if self.units_left.fetch_sub(1, Ordering::AcqRel) == 1 {
-            lock(&self.probe).take();
+            self.probe.clear();
         }
     }
-}
-
-/// The guarded value, also after a panic elsewhere (the data stays valid:
-/// every writer replaces it whole).
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

@@ -94,7 +94,7 @@ impl<'a> Linearization<'a> {
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, [Option<Arc<FootprintJacobian>>; 2]> {
-        self.assembled.lock().unwrap_or_else(|e| e.into_inner())
+        crate::analysis::cache::lock(&self.assembled)
     }
 
     /// Whether the footprints of `kind` make a mostly dense matrix (small

@@ -13,8 +13,10 @@
 //!   the forward pass): the matrix V D U over the cut layer (<= 8 s^2), the
 //!   gathered matrix, the isolated core and faer's working copy (3 * 8 s^2),
 //!   with the branch's factors V and U kept meanwhile (8 m (n_in + n_out),
-//!   m <= the residual kind's bound), and on small maps the dense product
-//!   U V (8 n_in n_out) from which J_F is stored;
+//!   m <= the residual kind's bound) and their run form for Söderlind's
+//!   number and the reduced matrix (at most as many f64 entries again), and
+//!   on small maps the dense product U V (8 n_in n_out) from which J_F is
+//!   stored;
 //! - the paper-compatible variant: the dense n_out x n_in Jacobian in f32;
 //! - the dense SVD of small non-square blocks and the dense symmetric
 //!   fallback of Söderlind's number: 2 * 8 * rows * cols;
@@ -201,7 +203,8 @@ pub fn record_peak_at(
         SpectrumVariant::PaperCompat => footprint + 4 * n_in * n_out,
         SpectrumVariant::Exact if square => {
             let m = solved_size_bound(block, JacobianKind::Residual, input);
-            let factors = 8 * m * (n_in + n_out) + 8 * n_in * n_out;
+            // Dense factors and their run form (RunFactors), and U V.
+            let factors = 2 * 8 * m * (n_in + n_out) + 8 * n_in * n_out;
             let eigen = 4 * 8 * s * s + factors;
             let symmetric = if n_in as usize <= DENSE_SYMMETRIC_LIMIT {
                 2 * 8 * n_in * n_in

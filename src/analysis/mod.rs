@@ -23,6 +23,7 @@
 //! Statistics and the report read the records (crates `stiffness-stats`,
 //! `stiffness-report`).
 
+pub(crate) mod cache;
 pub mod factored;
 pub mod inputs;
 pub mod jacobian;

@@ -14,12 +14,13 @@
 //! Either way the dense problem has size min(a, m) (block) or m (residual),
 //! not n. [`dense_spectrum`] solves the full n x n matrix for verification.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use candle_core::Tensor;
 use num_complex::Complex64;
 use stiffness_spectrum::{Par, Spectrum};
 
+use crate::analysis::cache::{lock, Shared};
 use crate::analysis::factored::RunFactors;
 use crate::analysis::jacobian::{FootprintJacobian, LinearMap};
 use crate::analysis::linearize::{active, Linearization};
@@ -173,7 +174,7 @@ fn reduced_matrix(
         true => Some(lin.output_mask()?),
         false => None,
     };
-    let runs = f.runs(lin.in_shape)?;
+    let runs = f.runs()?;
     if runs.stored_share() < SPARSE_PRODUCT_SHARE {
         return Ok(runs.reduced_matrix(mask.as_deref()));
     }
@@ -223,21 +224,17 @@ pub struct Factors {
     /// (C, H, W) indices of its output of shape `inner_shape`.
     pub active: Vec<usize>,
     pub inner_shape: [usize; 3],
+    /// The block's (square) space, U's rows and V's columns.
+    pub space: [usize; 3],
     /// U and V as run columns, made on first use ([`Factors::runs`]).
-    runs: Mutex<Option<Arc<RunFactors>>>,
+    runs: Shared<RunFactors>,
 }
 
 impl Factors {
-    /// U and V as run columns ([`RunFactors`]) for a block whose space has
-    /// shape `space`, built once and kept for both kinds.
-    pub fn runs(&self, space: [usize; 3]) -> Result<Arc<RunFactors>> {
-        let mut slot = self.runs.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = slot.as_ref() {
-            return Ok(Arc::clone(r));
-        }
-        let r = Arc::new(RunFactors::of(self, space)?);
-        *slot = Some(Arc::clone(&r));
-        Ok(r)
+    /// U and V as run columns ([`RunFactors`]), built once and kept for
+    /// both kinds.
+    pub fn runs(&self) -> Result<Arc<RunFactors>> {
+        self.runs.get_or_make(|| RunFactors::of(self))
     }
 }
 
@@ -246,7 +243,7 @@ impl Factors {
 /// colouring period of one half, not of the whole cycle) and kept for the
 /// other kind.
 pub fn factors(lin: &Linearization<'_>, cut: usize) -> Result<Arc<Factors>> {
-    let mut slot = lin.factors.lock().unwrap_or_else(|e| e.into_inner());
+    let mut slot = lock(&lin.factors);
     if let Some(f) = slot.as_ref().filter(|f| f.cut == cut) {
         return Ok(Arc::clone(f));
     }
@@ -276,7 +273,8 @@ pub fn factors(lin: &Linearization<'_>, cut: usize) -> Result<Arc<Factors>> {
         u,
         active: act,
         inner_shape,
-        runs: Mutex::new(None),
+        space: lin.in_shape,
+        runs: Shared::default(),
     });
     *slot = Some(Arc::clone(&f));
     Ok(f)
