@@ -1,7 +1,10 @@
 //! Dense real eigenvalues: `gebal`-style isolation, then faer's real Schur
-//! (Hessenberg reduction + multishift QR) on the remaining core, in f64.
+//! (Hessenberg reduction + multishift QR) on the remaining core, in f64;
+//! cores of at most [`small::MAX_SMALL`] rows go to the allocation-free
+//! [`small`] solver instead.
 
 use crate::isolate::Isolation;
+use crate::small;
 use crate::{Error, Result};
 use faer::diag::Diag;
 use faer::dyn_stack::{MemBuffer, MemStack};
@@ -15,8 +18,10 @@ use num_complex::Complex64;
 /// (or column) has no nonzero off-diagonal entry within the remaining set;
 /// their diagonal entries are exact eigenvalues (a zero row gives an exact
 /// 0.0, as LAPACK `geev` returns it). Only the remaining core is solved by
-/// faer (`evd_real`, no eigenvectors, no scaling). Order: isolated values
-/// first, then the core's. `par` is faer's parallelism for the core solve;
+/// faer (`evd_real`, no eigenvectors, no scaling), or, up to
+/// [`small::MAX_SMALL`] rows, by Householder Hessenberg reduction and
+/// Francis double-shift QR without allocation (faer if that does not
+/// converge). Order: isolated values first, then the core's. `par` is faer's parallelism for the core solve;
 /// use [`Par::Seq`] when the caller already parallelises across problems.
 /// Memory: faer works on its own copy of the core (8 m^2 bytes), plus a
 /// gathered copy of the core when anything was isolated.
@@ -34,6 +39,8 @@ pub fn eigenvalues(a: MatRef<'_, f64>, par: Par) -> Result<Vec<Complex64>> {
 pub(crate) struct EigenSolver {
     par: Par,
     isolation: Isolation,
+    /// Row-major copy of a small core, reused across solves.
+    small_core: Vec<f64>,
 }
 
 impl EigenSolver {
@@ -41,6 +48,7 @@ impl EigenSolver {
         Self {
             par,
             isolation: Isolation::default(),
+            small_core: Vec::with_capacity(small::MAX_SMALL * small::MAX_SMALL),
         }
     }
 
@@ -64,6 +72,16 @@ impl EigenSolver {
         let m = idx.len();
         if m == 0 {
             return Ok(());
+        }
+        if m <= small::MAX_SMALL {
+            self.small_core.clear();
+            self.small_core.extend(
+                idx.iter()
+                    .flat_map(|&i| idx.iter().map(move |&j| a[(i, j)])),
+            );
+            if small::eigenvalues(&mut self.small_core, m, out) {
+                return Ok(());
+            }
         }
         if m == rows {
             // Nothing isolated: no copy (faer copies once more internally).

@@ -28,6 +28,7 @@ mod krylov;
 mod lanczos;
 mod paper;
 mod singular;
+mod small;
 mod spectrum;
 #[cfg(test)]
 mod testutil;
