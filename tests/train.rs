@@ -130,23 +130,32 @@ fn weights_and_grads(net: &Network, batch: &Batch, shape: [usize; 3]) -> Vec<(Ve
 
 #[test]
 fn im2col_convolution_and_pool_match_candle() {
-    let x = Var::from_vec(uniform(3, 2 * 3 * 7 * 7), (2, 3, 7, 7), &Device::Cpu).unwrap();
     // Every (kernel, stride, padding) of the ResNets: 3x3/1 and 3x3/2 branch
-    // convolutions, 1x1/1 bottleneck, 1x1/2 projection, 7x7/2 stem.
-    for (k, stride, pad) in [(3, 2, 1), (3, 1, 1), (1, 1, 0), (1, 2, 0), (7, 2, 3)] {
+    // convolutions, 1x1/1 bottleneck, 1x1/2 projection, 7x7/2 stem; on a
+    // 7 x 7 map and on the 2 x 2 map of a last stage.
+    let cases = [(3, 2, 1), (3, 1, 1), (1, 1, 0), (1, 2, 0), (7, 2, 3)];
+    for (hw, (k, stride, pad)) in [7, 2].into_iter().flat_map(|hw| cases.map(|c| (hw, c))) {
+        let x = Var::from_vec(uniform(3, 2 * 3 * hw * hw), (2, 3, hw, hw), &Device::Cpu).unwrap();
         let w = Var::from_vec(uniform(4, 5 * 3 * k * k), (5, 3, k, k), &Device::Cpu).unwrap();
         let ours = ops::conv2d(&x, &w, stride, pad).unwrap();
         let reference = x.conv2d(&w, pad, stride, 1, 1).unwrap();
         assert_eq!(ours.dims(), reference.dims());
-        assert!(max_abs_diff(&ours, &reference) < 1e-5, "{k}x{k}/{stride}");
+        assert!(
+            max_abs_diff(&ours, &reference) < 1e-5,
+            "{hw}: {k}x{k}/{stride}"
+        );
         let probe =
             Tensor::from_vec(uniform(5, ours.elem_count()), ours.shape(), &Device::Cpu).unwrap();
         let (g_ours, g_ref) = (probe_grads(&ours, &probe), probe_grads(&reference, &probe));
         for v in [&x, &w] {
             let diff = max_abs_diff(g_ours.get(v).unwrap(), g_ref.get(v).unwrap());
-            assert!(diff < 1e-4, "{k}x{k}/{stride}: gradient off by {diff}");
+            assert!(
+                diff < 1e-4,
+                "{hw}: {k}x{k}/{stride}: gradient off by {diff}"
+            );
         }
     }
+    let x = Var::from_vec(uniform(3, 2 * 3 * 7 * 7), (2, 3, 7, 7), &Device::Cpu).unwrap();
     let pooled = ops::max_pool_3x3_s2(&x).unwrap();
     let padded = x
         .pad_with_same(2, 1, 1)

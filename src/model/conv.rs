@@ -1,16 +1,19 @@
 //! Convolution as im2col followed by one GEMM over the whole batch, as a
 //! single differentiable candle op: the forward pass of the analysis and its
 //! JVPs (float32, [`crate::model::Conv2d::linear_part`]) and the trainer's
-//! forward and backward passes run on it.
+//! forward and backward passes run on it; the analysis' transposed
+//! convolution (VJPs) shares its `col2im`.
 //!
-//! y[b, o, p] = sum_k W[o, k] * cols[b, p, k],
-//! cols[b, p, (c, dy, dx)] = x[b, c, s*py + dy - pad, s*px + dx - pad] (0 outside),
+//! cols[(c, dy, dx), (b, py, px)] = x[b, c, s*py + dy - pad, s*px + dx - pad] (0 outside),
+//! y[b, o, p] = sum_k W[o, k] * cols[k, (b, p)],
 //!
 //! and the backward pass of `im2col` is `col2im`, the adjoint that adds every
-//! column entry back to the input pixel it was copied from. candle's own CPU
-//! `conv2d` runs one small GEMM per image: on a batch of tangents through a
-//! 2 x 2 or 4 x 4 map (a ResNet's last stages at 32-64 px) it is about twice
-//! as slow, and its backward pass is a direct transposed convolution.
+//! column entry back to the input pixel it was copied from. Both walk a
+//! tap's valid output range as contiguous runs (`Window::valid`), never
+//! the padding. candle's own CPU `conv2d` runs one small GEMM per image: on
+//! a batch of tangents through a 2 x 2 or 4 x 4 map (a ResNet's last stages
+//! at 32-64 px) it is about twice as slow, and its backward pass is a direct
+//! transposed convolution.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use faer::{MatMut, MatRef};
@@ -30,25 +33,17 @@ impl Window {
         (len + 2 * self.padding).saturating_sub(self.kernel) / self.stride + 1
     }
 
-    /// Every tap of the window at output position (py, px) of a (C, H, W)
-    /// image that falls inside it: `f(col, pixel)` with col = (c k + dy) k + dx
-    /// the entry of the im2col row and pixel = (c H + iy) W + ix the image
-    /// value it copies (padding taps are skipped). [`im2col`] gathers along
-    /// these pairs and [`col2im`], its adjoint, scatter-adds along them.
-    fn taps(&self, [c, h, w]: [usize; 3], py: usize, px: usize, mut f: impl FnMut(usize, usize)) {
-        let k = self.kernel;
-        for ci in 0..c {
-            for dy in 0..k {
-                let Some(iy) = self.source(py, dy, h) else {
-                    continue;
-                };
-                for dx in 0..k {
-                    if let Some(ix) = self.source(px, dx, w) {
-                        f((ci * k + dy) * k + dx, (ci * h + iy) * w + ix);
-                    }
-                }
-            }
-        }
+    /// The output positions o < `out_len` whose tap `d` reads an input
+    /// position, o s + d - p in 0..`in_len`: one contiguous range.
+    pub(crate) fn valid(&self, d: usize, in_len: usize, out_len: usize) -> std::ops::Range<usize> {
+        let (s, p) = (self.stride, self.padding);
+        let lo = p.saturating_sub(d).div_ceil(s);
+        let hi = if in_len + p > d {
+            ((in_len + p - d - 1) / s + 1).min(out_len)
+        } else {
+            0
+        };
+        lo..hi.max(lo)
     }
 
     /// Input coordinate of output position `o` and kernel offset `d`, if inside.
@@ -78,59 +73,135 @@ pub(crate) fn dims4(layout: &Layout, op: &str) -> candle_core::Result<[usize; 4]
     }
 }
 
-/// The rows of `im2col` of a (B, C, H, W) image batch: (B Ho Wo) x (C k k),
-/// row (b, py, px) holding window (py, px) of image b.
-fn im2col(x: &[f32], [b, c, h, w]: [usize; 4], win: Window) -> Vec<f32> {
-    let (ho, wo, k) = (win.out_len(h), win.out_len(w), win.kernel);
-    let row = c * k * k;
-    let mut out = vec![0f32; b * ho * wo * row];
-    out.par_chunks_mut(ho * wo * row)
+/// The geometry of one im2col: a (B, C, H, W) batch, its window and its
+/// output map (Ho, Wo).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Im2Col {
+    pub input: [usize; 4],
+    pub window: Window,
+    pub out_hw: [usize; 2],
+}
+
+/// One output row's run of a tap: output positions `out..out + len` of the
+/// map (flat yo Wo + xo) read input pixels `input + i s`, i < len, of the
+/// plane (flat iy W + ix).
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    out: usize,
+    input: usize,
+    len: usize,
+}
+
+impl Im2Col {
+    pub fn new(input: [usize; 4], window: Window) -> Self {
+        let [_, _, h, w] = input;
+        Self {
+            input,
+            window,
+            out_hw: [window.out_len(h), window.out_len(w)],
+        }
+    }
+
+    /// For each tap (dy, dx), in row-major order, its runs: one per output
+    /// row whose tap row falls inside the image, padding never visited.
+    fn runs(&self) -> Vec<Vec<Run>> {
+        let [_, _, h, w] = self.input;
+        let [ho, wo] = self.out_hw;
+        let Window {
+            kernel: k,
+            stride: s,
+            padding: p,
+        } = self.window;
+        let taps = (0..k).flat_map(|dy| (0..k).map(move |dx| (dy, dx)));
+        taps.map(|(dy, dx)| {
+            let xs = self.window.valid(dx, w, wo);
+            self.window
+                .valid(dy, h, ho)
+                .filter(|_| !xs.is_empty())
+                .map(|yo| Run {
+                    out: yo * wo + xs.start,
+                    input: (yo * s + dy - p) * w + xs.start * s + dx - p,
+                    len: xs.len(),
+                })
+                .collect()
+        })
+        .collect()
+    }
+}
+
+/// im2col of the (B, C, H, W) batch `x`: (C k k) x (B Ho Wo), row-major,
+/// row (c, dy, dx) and column (b, yo, xo).
+pub(crate) fn im2col<T: candle_core::WithDType>(x: &[T], geometry: Im2Col) -> Vec<T> {
+    let [b, c, h, w] = geometry.input;
+    let [ho, wo] = geometry.out_hw;
+    let (k2, s) = (geometry.window.kernel.pow(2), geometry.window.stride);
+    let runs = geometry.runs();
+    let mut out = vec![T::zero(); c * k2 * b * ho * wo];
+    out.par_chunks_mut(b * ho * wo)
         .enumerate()
-        .for_each(|(bi, dst)| {
-            let img = &x[bi * c * h * w..(bi + 1) * c * h * w];
-            for py in 0..ho {
-                for px in 0..wo {
-                    let cols = &mut dst[(py * wo + px) * row..(py * wo + px + 1) * row];
-                    win.taps([c, h, w], py, px, |col, pixel| cols[col] = img[pixel]);
+        .for_each(|(row, segment)| {
+            let (ci, tap) = (row / k2, row % k2);
+            for (bi, seg) in segment.chunks_mut(ho * wo).enumerate() {
+                let plane = &x[(bi * c + ci) * h * w..][..h * w];
+                for r in &runs[tap] {
+                    let dst = &mut seg[r.out..r.out + r.len];
+                    if s == 1 {
+                        dst.copy_from_slice(&plane[r.input..r.input + r.len]);
+                    } else {
+                        for (i, d) in dst.iter_mut().enumerate() {
+                            *d = plane[r.input + i * s];
+                        }
+                    }
                 }
             }
         });
     out
 }
 
-/// `col2im`, the adjoint of [`im2col`]: every entry of `cols` added back to
-/// the pixel of the (B, C, H, W) batch it was copied from.
-fn col2im(cols: &[f32], [b, c, h, w]: [usize; 4], win: Window) -> Vec<f32> {
-    let (ho, wo, k) = (win.out_len(h), win.out_len(w), win.kernel);
-    let row = c * k * k;
-    let mut out = vec![0f32; b * c * h * w];
-    out.par_chunks_mut(c * h * w)
+/// `col2im`, the adjoint of [`im2col`]: every entry of `cols`
+/// ((C k k) x (B Ho Wo), row-major) added back to the pixel of the
+/// (B, C, H, W) batch it was copied from, padding taps dropped.
+pub(crate) fn col2im<T: candle_core::WithDType>(cols: &[T], geometry: Im2Col) -> Vec<T> {
+    let [b, c, h, w] = geometry.input;
+    let [ho, wo] = geometry.out_hw;
+    let (k2, s) = (geometry.window.kernel.pow(2), geometry.window.stride);
+    let runs = geometry.runs();
+    let mut out = vec![T::zero(); b * c * h * w];
+    // One task per (image, channel) plane: the scatter-adds of its k^2 rows.
+    out.par_chunks_mut(h * w)
         .enumerate()
-        .for_each(|(bi, img)| {
-            let src = &cols[bi * ho * wo * row..(bi + 1) * ho * wo * row];
-            for py in 0..ho {
-                for px in 0..wo {
-                    let cols = &src[(py * wo + px) * row..(py * wo + px + 1) * row];
-                    win.taps([c, h, w], py, px, |col, pixel| img[pixel] += cols[col]);
+        .for_each(|(plane, img)| {
+            let (bi, ci) = (plane / c, plane % c);
+            for (tap, tap_runs) in runs.iter().enumerate() {
+                let seg = &cols[((ci * k2 + tap) * b + bi) * ho * wo..][..ho * wo];
+                for r in tap_runs {
+                    let src = &seg[r.out..r.out + r.len];
+                    if s == 1 {
+                        let dst = &mut img[r.input..r.input + r.len];
+                        dst.iter_mut().zip(src).for_each(|(d, &v)| *d += v);
+                    } else {
+                        for (i, &v) in src.iter().enumerate() {
+                            img[r.input + i * s] += v;
+                        }
+                    }
                 }
             }
         });
     out
 }
 
-/// Transpose each of the `blocks` consecutive row-major `rows` x `cols`
-/// matrices of `src`: (B, R, C) -> (B, C, R).
-fn transpose_blocks(src: &[f32], blocks: usize, rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0f32; blocks * rows * cols];
-    out.par_chunks_mut(rows * cols)
-        .zip(src.par_chunks(rows * cols))
-        .for_each(|(dst, src)| {
-            for (r, line) in src.chunks_exact(cols).enumerate() {
-                for (c, &v) in line.iter().enumerate() {
-                    dst[c * rows + r] = v;
-                }
-            }
-        });
+/// (A, B, P) -> (B, A, P) for runs of P contiguous values: the batch and
+/// channel axes of a convolution's output swapped.
+fn swap_outer(src: &[f32], [a, b, p]: [usize; 3]) -> Vec<f32> {
+    if a == 1 || b == 1 {
+        return src.to_vec();
+    }
+    let mut out = vec![0f32; a * b * p];
+    out.par_chunks_mut(a * p).enumerate().for_each(|(bi, dst)| {
+        for (ai, run) in dst.chunks_exact_mut(p).enumerate() {
+            run.copy_from_slice(&src[(ai * b + bi) * p..][..p]);
+        }
+    });
     out
 }
 
@@ -149,13 +220,13 @@ fn gemm(dst: &mut [f32], [m, n]: [usize; 2], lhs: MatRef<'_, f32>, rhs: MatRef<'
 
 /// 2-D convolution without bias, as one differentiable op: with the batch
 /// x (B, C, H, W), the weight W (O, C, k, k) seen as O x K (K = C k k), the
-/// im2col rows `cols` ((B P) x K, P = Ho Wo) and N = B P,
+/// columns `cols` = [`im2col`](x) (K x N, N = B P, P = Ho Wo),
 ///
-/// Y' = cols W^T (N x O, one GEMM over the whole batch), y[b, o, p] = Y'[(b, p), o];
+/// Y = W cols (O x N, one GEMM over the whole batch), y[b, o, p] = Y[o, (b, p)];
 ///
-/// and with G'[(b, p), o] = dy[b, o, p] the backward pass is
+/// and with G[o, (b, p)] = dy[b, o, p] the backward pass is
 ///
-/// dW = G'^T cols, dx = col2im(G' W).
+/// dW = G cols^T, dx = col2im(W^T G).
 ///
 /// A composition of candle ops (im2col, reshapes, transposes, matmul) is
 /// eight graph nodes, and candle's backward pass zero-fills and accumulates a
@@ -164,31 +235,34 @@ fn gemm(dst: &mut [f32], [m, n]: [usize; 2], lhs: MatRef<'_, f32>, rhs: MatRef<'
 #[derive(Debug, Clone, Copy)]
 struct Conv2d(Window);
 
-/// The sizes of a convolution: input (B, C, H, W), O outputs, K = C k k, P = Ho Wo.
+/// The sizes of a convolution: its im2col, O outputs, K = C k k, P = Ho Wo.
 struct ConvShape {
-    input: [usize; 4],
+    geometry: Im2Col,
     outputs: usize,
     k: usize,
     p: usize,
-    out: (usize, usize, usize, usize),
 }
 
 impl Conv2d {
     fn shape(&self, x: &Layout, w: &Layout) -> candle_core::Result<ConvShape> {
-        let input @ [b, c, h, wd] = dims4(x, "conv2d")?;
+        let input @ [_, c, h, wd] = dims4(x, "conv2d")?;
         let [o, wc, kh, kw] = dims4(w, "conv2d")?;
         let k = self.0.kernel;
         if (wc, kh, kw) != (c, k, k) || h + 2 * self.0.padding < k || wd + 2 * self.0.padding < k {
             candle_core::bail!("conv2d: weight {:?} does not fit input {input:?}", w.dims());
         }
-        let (ho, wo) = (self.0.out_len(h), self.0.out_len(wd));
+        let geometry = Im2Col::new(input, self.0);
+        let [ho, wo] = geometry.out_hw;
         Ok(ConvShape {
-            input,
+            geometry,
             outputs: o,
             k: c * k * k,
             p: ho * wo,
-            out: (b, o, ho, wo),
         })
+    }
+
+    fn batch(s: &ConvShape) -> usize {
+        s.geometry.input[0]
     }
 }
 
@@ -207,18 +281,21 @@ impl CustomOp2 for Conv2d {
         let s = self.shape(xl, wl)?;
         let x = contiguous_f32(xs, xl, "conv2d")?;
         let w = contiguous_f32(ws, wl, "conv2d")?;
-        let (b, o, n) = (s.input[0], s.outputs, s.input[0] * s.p);
-        let cols = im2col(x, s.input, self.0);
-        let mut yt = vec![0f32; n * o];
-        let lhs = MatRef::from_row_major_slice(&cols, n, s.k);
+        let (b, o) = (Self::batch(&s), s.outputs);
+        let n = b * s.p;
+        let cols = im2col(x, s.geometry);
+        let mut y = vec![0f32; o * n];
         gemm(
-            &mut yt,
-            [n, o],
-            lhs,
-            MatRef::from_column_major_slice(w, s.k, o),
+            &mut y,
+            [o, n],
+            MatRef::from_row_major_slice(w, o, s.k),
+            MatRef::from_row_major_slice(&cols, s.k, n),
         );
-        let y = transpose_blocks(&yt, b, s.p, o);
-        Ok((CpuStorage::F32(y), Shape::from(s.out)))
+        let [ho, wo] = s.geometry.out_hw;
+        Ok((
+            CpuStorage::F32(swap_outer(&y, [o, b, s.p])),
+            Shape::from((b, o, ho, wo)),
+        ))
     }
 
     fn bwd(
@@ -230,29 +307,29 @@ impl CustomOp2 for Conv2d {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let (x, w) = (x.contiguous()?, w.contiguous()?);
         let s = self.shape(x.layout(), w.layout())?;
-        let (b, o, n) = (s.input[0], s.outputs, s.input[0] * s.p);
+        let (b, o) = (Self::batch(&s), s.outputs);
+        let n = b * s.p;
         let (dx, dw) = with_values(&x, |xv| {
             with_values(&w, |wv| {
                 with_values(dy, |dyv| {
-                    let gt = transpose_blocks(dyv, b, o, s.p);
-                    let cols = im2col(xv, s.input, self.0);
+                    let g = swap_outer(dyv, [b, o, s.p]);
+                    let g = MatRef::from_row_major_slice(&g, o, n);
+                    let cols = im2col(xv, s.geometry);
                     let mut dw = vec![0f32; o * s.k];
-                    let gt_t = MatRef::from_column_major_slice(&gt, o, n);
                     gemm(
                         &mut dw,
                         [o, s.k],
-                        gt_t,
-                        MatRef::from_row_major_slice(&cols, n, s.k),
+                        g,
+                        MatRef::from_row_major_slice(&cols, s.k, n).transpose(),
                     );
                     let mut dcols = cols;
-                    let g = MatRef::from_row_major_slice(&gt, n, o);
                     gemm(
                         &mut dcols,
-                        [n, s.k],
+                        [s.k, n],
+                        MatRef::from_row_major_slice(wv, o, s.k).transpose(),
                         g,
-                        MatRef::from_row_major_slice(wv, o, s.k),
                     );
-                    (col2im(&dcols, s.input, self.0), dw)
+                    (col2im(&dcols, s.geometry), dw)
                 })
             })
         })???;

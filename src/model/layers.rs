@@ -201,101 +201,36 @@ fn transposed_conv(
             .transpose(0, 1)?
             .contiguous()?);
     }
-    let geometry = Col2Im {
-        batch: b,
-        channels: c_in,
-        in_hw,
-        out_hw: [oh, ow],
-        kernel: k,
-        stride: s,
-        padding: p,
-    };
+    let geometry = conv::Im2Col::new(
+        [b, c_in, in_hw[0], in_hw[1]],
+        conv::Window {
+            kernel: k,
+            stride: s,
+            padding: p,
+        },
+    );
+    debug_assert_eq!(geometry.out_hw, [oh, ow]);
     match cols.dtype() {
-        DType::F32 => geometry.apply::<f32>(&cols),
-        DType::F64 => geometry.apply::<f64>(&cols),
+        DType::F32 => col2im::<f32>(&cols, geometry),
+        DType::F64 => col2im::<f64>(&cols, geometry),
         // Other float types are exact in f64.
-        other => Ok(geometry
-            .apply::<f64>(&cols.to_dtype(DType::F64)?)?
-            .to_dtype(other)?),
+        other => Ok(col2im::<f64>(&cols.to_dtype(DType::F64)?, geometry)?.to_dtype(other)?),
     }
 }
 
-/// The adjoint of im2col: scatter-add the rows (channel, tap) x columns
-/// (batch, output position) of a column matrix onto the input pixels they
-/// were gathered from.
-struct Col2Im {
-    batch: usize,
-    channels: usize,
-    in_hw: [usize; 2],
-    out_hw: [usize; 2],
-    kernel: usize,
-    stride: usize,
-    padding: usize,
-}
-
-impl Col2Im {
-    /// The output positions o < out_len whose tap `d` reads an input
-    /// position, o s + d - p in 0..in_len.
-    fn valid(&self, d: usize, in_len: usize, out_len: usize) -> std::ops::Range<usize> {
-        let (s, p) = (self.stride, self.padding);
-        let lo = p.saturating_sub(d).div_ceil(s);
-        let hi = if in_len + p > d {
-            ((in_len + p - d - 1) / s + 1).min(out_len)
-        } else {
-            0
-        };
-        lo..hi.max(lo)
+/// [`conv::col2im`] of the contiguous CPU tensor `cols` ((C k^2) x (B H_out W_out)).
+fn col2im<T: candle_core::WithDType>(cols: &Tensor, geometry: conv::Im2Col) -> Result<Tensor> {
+    let (storage, layout) = cols.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else {
+        return Err(candle_core::Error::Msg("conv adjoint: CPU tensors only".into()).into());
+    };
+    if !layout.is_contiguous() {
+        return Err(candle_core::Error::Msg("col2im: strided columns".into()).into());
     }
-
-    /// x (B, C, H_in, W_in) from `cols`, contiguous, shape (C k^2, B H_out W_out).
-    fn apply<T: candle_core::WithDType>(&self, cols: &Tensor) -> Result<Tensor> {
-        use rayon::prelude::*;
-        let ([h, w], [oh, ow]) = (self.in_hw, self.out_hw);
-        let (k, s, p) = (self.kernel, self.stride, self.padding);
-        let (b, c) = (self.batch, self.channels);
-        let (storage, layout) = cols.storage_and_layout();
-        let candle_core::Storage::Cpu(cpu) = &*storage else {
-            return Err(candle_core::Error::Msg("conv adjoint: CPU tensors only".into()).into());
-        };
-        if !layout.is_contiguous() {
-            return Err(candle_core::Error::Msg("col2im: strided columns".into()).into());
-        }
-        let src = &cpu.as_slice::<T>()?[layout.start_offset()..];
-        let rows: Vec<_> = (0..k).map(|d| self.valid(d, h, oh)).collect();
-        let columns: Vec<_> = (0..k).map(|d| self.valid(d, w, ow)).collect();
-        let mut out = vec![T::zero(); b * c * h * w];
-        out.par_chunks_mut(h * w)
-            .enumerate()
-            .for_each(|(plane, img)| {
-                let (bi, ci) = (plane / c, plane % c);
-                for (dy, ys) in rows.iter().enumerate() {
-                    for (dx, xs) in columns.iter().enumerate() {
-                        if xs.is_empty() {
-                            continue;
-                        }
-                        let row = ((ci * k + dy) * k + dx) * b + bi;
-                        let row = &src[row * oh * ow..][..oh * ow];
-                        for yo in ys.clone() {
-                            let line = &row[yo * ow..][..ow];
-                            let dst = &mut img[(yo * s + dy - p) * w..][..w];
-                            if s == 1 {
-                                let start = xs.start + dx - p;
-                                let dst = &mut dst[start..start + xs.len()];
-                                for (d, &v) in dst.iter_mut().zip(&line[xs.clone()]) {
-                                    *d += v;
-                                }
-                            } else {
-                                for xo in xs.clone() {
-                                    dst[xo * s + dx - p] += line[xo];
-                                }
-                            }
-                        }
-                    }
-                }
-            });
-        drop(storage);
-        Ok(Tensor::from_vec(out, (b, c, h, w), cols.device())?)
-    }
+    let out = conv::col2im(&cpu.as_slice::<T>()?[layout.start_offset()..], geometry);
+    drop(storage);
+    let [b, c, h, w] = geometry.input;
+    Ok(Tensor::from_vec(out, (b, c, h, w), cols.device())?)
 }
 
 /// Eval-mode batch norm as the per-channel affine map y = scale * x + shift,

@@ -1,7 +1,7 @@
 //! Dense real eigenvalues: `gebal`-style isolation, then faer's real Schur
 //! (Hessenberg reduction + multishift QR) on the remaining core, in f64;
-//! cores of at most [`small::MAX_SMALL`] rows go to the allocation-free
-//! [`small`] solver instead.
+//! cores of at most 16 (`small::MAX_SMALL`) rows go to the allocation-free
+//! `small` solver instead.
 
 use crate::isolate::Isolation;
 use crate::small;
@@ -19,7 +19,7 @@ use num_complex::Complex64;
 /// their diagonal entries are exact eigenvalues (a zero row gives an exact
 /// 0.0, as LAPACK `geev` returns it). Only the remaining core is solved by
 /// faer (`evd_real`, no eigenvectors, no scaling), or, up to
-/// [`small::MAX_SMALL`] rows, by Householder Hessenberg reduction and
+/// 16 (`small::MAX_SMALL`) rows, by Householder Hessenberg reduction and
 /// Francis double-shift QR without allocation (faer if that does not
 /// converge). Order: isolated values first, then the core's. `par` is faer's parallelism for the core solve;
 /// use [`Par::Seq`] when the caller already parallelises across problems.
