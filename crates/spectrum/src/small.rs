@@ -26,10 +26,20 @@ const MAX_SWEEPS: usize = 30;
 /// uses a general solver. Requires n <= [`MAX_SMALL`] and finite entries.
 pub(crate) fn eigenvalues(a: &mut [f64], n: usize, out: &mut Vec<Complex64>) -> bool {
     debug_assert!(n <= MAX_SMALL && a.len() == n * n);
+    eigenvalues_within(a, n, MAX_SWEEPS, out)
+}
+
+/// [`eigenvalues`] with at most `max_sweeps` QR sweeps per eigenvalue.
+fn eigenvalues_within(
+    a: &mut [f64],
+    n: usize,
+    max_sweeps: usize,
+    out: &mut Vec<Complex64>,
+) -> bool {
     hessenberg(a, n);
     let mut wr = [0.0; MAX_SMALL];
     let mut wi = [0.0; MAX_SMALL];
-    if !hqr(a, n, &mut wr, &mut wi) {
+    if !hqr(a, n, max_sweeps, &mut wr, &mut wi) {
         return false;
     }
     out.extend((0..n).map(|i| Complex64::new(wr[i], wi[i])));
@@ -80,8 +90,8 @@ fn hessenberg(a: &mut [f64], n: usize) {
 
 /// EISPACK `hqr` on the row-major upper Hessenberg `a`: eigenvalues into
 /// (`wr`, `wi`), complex pairs with the positive imaginary part second.
-/// `false` if some eigenvalue needs more than [`MAX_SWEEPS`] sweeps.
-fn hqr(a: &mut [f64], n: usize, wr: &mut [f64], wi: &mut [f64]) -> bool {
+/// `false` if some eigenvalue needs more than `max_sweeps` sweeps.
+fn hqr(a: &mut [f64], n: usize, max_sweeps: usize, wr: &mut [f64], wi: &mut [f64]) -> bool {
     let at = |i: usize, j: usize| i * n + j;
     let anorm: f64 = (0..n)
         .flat_map(|i| (i.saturating_sub(1)..n).map(move |j| (i, j)))
@@ -137,7 +147,7 @@ fn hqr(a: &mut [f64], n: usize, wr: &mut [f64], wi: &mut [f64]) -> bool {
                 nn -= 2;
                 break;
             }
-            if sweeps == MAX_SWEEPS {
+            if sweeps == max_sweeps {
                 return false;
             }
             if sweeps == 10 || sweeps == 20 {
@@ -322,6 +332,17 @@ mod tests {
             });
             agree(&band, "band");
         }
+        // Without sweeps only already-deflated matrices succeed, and a
+        // failure leaves `out` as it was.
+        let mut a: Vec<f64> = (0..9)
+            .map(|k| [1.0, 2.0, 0.5][k % 3] * (k as f64 - 3.7))
+            .collect();
+        let mut out = vec![Complex64::new(7.0, 0.0)];
+        assert!(!eigenvalues_within(&mut a, 3, 0, &mut out));
+        assert_eq!(out, vec![Complex64::new(7.0, 0.0)]);
+        let mut diag = vec![2.0, 0.0, 0.0, 5.0];
+        assert!(eigenvalues_within(&mut diag, 2, 0, &mut out));
+        assert_eq!(out.len(), 3);
         // Exact known spectra.
         let e = ours(&Mat::from_fn(2, 2, |i, j| [[0.0, 1.0], [-4.0, 0.0]][i][j]));
         assert_eq!(e, vec![Complex64::new(0.0, -2.0), Complex64::new(0.0, 2.0)]);
