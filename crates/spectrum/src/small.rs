@@ -22,8 +22,8 @@ const MAX_SWEEPS: usize = 30;
 
 /// Appends the n eigenvalues of the row-major n x n matrix `a` (destroyed:
 /// it becomes the quasi-triangular iterate) to `out`. Returns `false`, with
-/// `out` unchanged, when the QR iteration does not converge; the caller then
-/// uses a general solver. Requires n <= [`MAX_SMALL`] and finite entries.
+/// `out` unchanged, when the QR iteration does not converge or overflows;
+/// the caller then uses a general solver. Requires n <= [`MAX_SMALL`] and finite entries.
 pub(crate) fn eigenvalues(a: &mut [f64], n: usize, out: &mut Vec<Complex64>) -> bool {
     debug_assert!(n <= MAX_SMALL && a.len() == n * n);
     eigenvalues_within(a, n, MAX_SWEEPS, out)
@@ -39,7 +39,9 @@ fn eigenvalues_within(
     hessenberg(a, n);
     let mut wr = [0.0; MAX_SMALL];
     let mut wi = [0.0; MAX_SMALL];
-    if !hqr(a, n, max_sweeps, &mut wr, &mut wi) {
+    let finite = |v: &[f64]| v[..n].iter().all(|x| x.is_finite());
+    // Overflow (entries beyond ~1e150 squared) also goes to the general solver.
+    if !hqr(a, n, max_sweeps, &mut wr, &mut wi) || !finite(&wr) || !finite(&wi) {
         return false;
     }
     out.extend((0..n).map(|i| Complex64::new(wr[i], wi[i])));
@@ -343,6 +345,14 @@ mod tests {
         let mut diag = vec![2.0, 0.0, 0.0, 5.0];
         assert!(eigenvalues_within(&mut diag, 2, 0, &mut out));
         assert_eq!(out.len(), 3);
+        // Entries whose squares overflow: no non-finite value comes out.
+        let mut huge: Vec<f64> = (0..9).map(|k| 1e300 * (k as f64 - 3.7)).collect();
+        let before = out.len();
+        if eigenvalues(&mut huge, 3, &mut out) {
+            assert!(out[before..]
+                .iter()
+                .all(|z| z.re.is_finite() && z.im.is_finite()));
+        }
         // Exact known spectra.
         let e = ours(&Mat::from_fn(2, 2, |i, j| [[0.0, 1.0], [-4.0, 0.0]][i][j]));
         assert_eq!(e, vec![Complex64::new(0.0, -2.0), Complex64::new(0.0, 2.0)]);
