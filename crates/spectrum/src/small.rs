@@ -20,10 +20,10 @@ pub(crate) const MAX_SMALL: usize = 16;
 /// EISPACK; exceptional shifts are taken after 10 and 20.
 const MAX_SWEEPS: usize = 30;
 
-/// Appends the n eigenvalues of the row-major n x n matrix `a` (destroyed:
-/// it becomes the quasi-triangular iterate) to `out`. Returns `false`, with
-/// `out` unchanged, when the QR iteration does not converge or overflows;
-/// the caller then uses a general solver. Requires n <= [`MAX_SMALL`] and finite entries.
+/// Appends the n eigenvalues of the row-major n x n matrix `a` (destroyed)
+/// to `out`. Returns `false`, with `out` unchanged, when the QR iteration
+/// does not converge or overflows; the caller then uses a general solver.
+/// Requires n <= [`MAX_SMALL`] and finite entries.
 pub(crate) fn eigenvalues(a: &mut [f64], n: usize, out: &mut Vec<Complex64>) -> bool {
     debug_assert!(n <= MAX_SMALL && a.len() == n * n);
     eigenvalues_within(a, n, MAX_SWEEPS, out)
