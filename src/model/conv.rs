@@ -15,6 +15,8 @@
 //! at 32-64 px) it is about twice as slow, and its backward pass is a direct
 //! transposed convolution.
 
+use std::borrow::Cow;
+
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use faer::{MatMut, MatRef};
 use rayon::prelude::*;
@@ -191,10 +193,11 @@ pub(crate) fn col2im<T: candle_core::WithDType>(cols: &[T], geometry: Im2Col) ->
 }
 
 /// (A, B, P) -> (B, A, P) for runs of P contiguous values: the batch and
-/// channel axes of a convolution's output swapped.
-fn swap_outer(src: &[f32], [a, b, p]: [usize; 3]) -> Vec<f32> {
+/// channel axes of a convolution's output swapped. With A = 1 or B = 1 the
+/// layout is the same and `src` is returned as it is (no copy).
+fn swap_outer(src: Cow<'_, [f32]>, [a, b, p]: [usize; 3]) -> Cow<'_, [f32]> {
     if a == 1 || b == 1 {
-        return src.to_vec();
+        return src;
     }
     let mut out = vec![0f32; a * b * p];
     out.par_chunks_mut(a * p).enumerate().for_each(|(bi, dst)| {
@@ -202,7 +205,7 @@ fn swap_outer(src: &[f32], [a, b, p]: [usize; 3]) -> Vec<f32> {
             run.copy_from_slice(&src[(ai * b + bi) * p..][..p]);
         }
     });
-    out
+    Cow::Owned(out)
 }
 
 /// dst (m x n, row-major) = lhs (m x k) * rhs (k x n), with faer's GEMM on
@@ -243,6 +246,12 @@ struct ConvShape {
     p: usize,
 }
 
+impl ConvShape {
+    fn batch(&self) -> usize {
+        self.geometry.input[0]
+    }
+}
+
 impl Conv2d {
     fn shape(&self, x: &Layout, w: &Layout) -> candle_core::Result<ConvShape> {
         let input @ [_, c, h, wd] = dims4(x, "conv2d")?;
@@ -259,10 +268,6 @@ impl Conv2d {
             k: c * k * k,
             p: ho * wo,
         })
-    }
-
-    fn batch(s: &ConvShape) -> usize {
-        s.geometry.input[0]
     }
 }
 
@@ -281,7 +286,7 @@ impl CustomOp2 for Conv2d {
         let s = self.shape(xl, wl)?;
         let x = contiguous_f32(xs, xl, "conv2d")?;
         let w = contiguous_f32(ws, wl, "conv2d")?;
-        let (b, o) = (Self::batch(&s), s.outputs);
+        let (b, o) = (s.batch(), s.outputs);
         let n = b * s.p;
         let cols = im2col(x, s.geometry);
         let mut y = vec![0f32; o * n];
@@ -293,7 +298,7 @@ impl CustomOp2 for Conv2d {
         );
         let [ho, wo] = s.geometry.out_hw;
         Ok((
-            CpuStorage::F32(swap_outer(&y, [o, b, s.p])),
+            CpuStorage::F32(swap_outer(Cow::Owned(y), [o, b, s.p]).into_owned()),
             Shape::from((b, o, ho, wo)),
         ))
     }
@@ -307,12 +312,12 @@ impl CustomOp2 for Conv2d {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let (x, w) = (x.contiguous()?, w.contiguous()?);
         let s = self.shape(x.layout(), w.layout())?;
-        let (b, o) = (Self::batch(&s), s.outputs);
+        let (b, o) = (s.batch(), s.outputs);
         let n = b * s.p;
         let (dx, dw) = with_values(&x, |xv| {
             with_values(&w, |wv| {
                 with_values(dy, |dyv| {
-                    let g = swap_outer(dyv, [b, o, s.p]);
+                    let g = swap_outer(Cow::Borrowed(dyv), [b, o, s.p]);
                     let g = MatRef::from_row_major_slice(&g, o, n);
                     let cols = im2col(xv, s.geometry);
                     let mut dw = vec![0f32; o * s.k];

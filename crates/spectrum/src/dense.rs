@@ -18,11 +18,12 @@ use num_complex::Complex64;
 /// (or column) has no nonzero off-diagonal entry within the remaining set;
 /// their diagonal entries are exact eigenvalues (a zero row gives an exact
 /// 0.0, as LAPACK `geev` returns it). Only the remaining core is solved by
-/// faer (`evd_real`, no eigenvectors, no scaling), or, up to
-/// 16 (`small::MAX_SMALL`) rows, by Householder Hessenberg reduction and
+/// faer (`evd_real`, no eigenvectors, no scaling), or, up to 16
+/// (`small::MAX_SMALL`) rows, by Householder Hessenberg reduction and
 /// Francis double-shift QR without allocation (faer if that does not
-/// converge). Order: isolated values first, then the core's. `par` is faer's parallelism for the core solve;
-/// use [`Par::Seq`] when the caller already parallelises across problems.
+/// converge). Order: isolated values first, then the core's. `par` is
+/// faer's parallelism for the core solve; use [`Par::Seq`] when the caller
+/// already parallelises across problems.
 /// Memory: faer works on its own copy of the core (8 m^2 bytes), plus a
 /// gathered copy of the core when anything was isolated.
 ///
