@@ -539,10 +539,13 @@ fn resumed_run_is_bit_identical() {
     synthetic(&dir, 16, 72, 24);
     let whole = config(&dir, &dir.join("whole"));
     let a = train::train(&whole, &mut |_| {}).unwrap();
-    let mut split = config(&dir, &dir.join("split"));
+    // --resume in a folder without a run starts one.
+    let split = TrainConfig {
+        resume: true,
+        ..config(&dir, &dir.join("split"))
+    };
     let first = train::train_until(&split, 1, &mut |_| {}).unwrap();
     assert_eq!((first.epochs, first.steps), (1, 4));
-    split.resume = true;
     let b = train::train(&split, &mut |_| {}).unwrap();
     assert_eq!((b.epochs, b.steps), (2, 8));
     for file in [

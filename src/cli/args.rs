@@ -78,7 +78,8 @@ pub struct TrainArgs {
     /// Seed of the initialisation, the data order and the augmentation.
     #[arg(long, default_value_t = TrainConfig::default().seed)]
     pub seed: u64,
-    /// Continue the run in --out (bit-for-bit on the same seed).
+    /// Continue the run in --out (bit-for-bit on the same seed); a new run
+    /// where --out holds none yet.
     #[arg(long)]
     pub resume: bool,
     /// Write a checkpoint every N epochs (and after the last).

@@ -504,19 +504,22 @@ impl<'a> Run<'a> {
         Ok(run)
     }
 
-    /// Create the output folder, or with `--resume` load its state.
+    /// Create the output folder, or with `--resume` load its state. A
+    /// `--resume` in a folder without a training state starts a new run (as
+    /// `analyze --resume` does), so a script or a requeued job can always
+    /// pass it.
     fn prepare_out(&mut self) -> Result<()> {
         let out = &self.config.out;
         std::fs::create_dir_all(out).map_err(|e| Error::io("--out: cannot create", out, e))?;
         let has_state = checkpoint::path_in(out, checkpoint::STATE_FILE).exists();
-        if !self.config.resume {
-            if has_state {
-                return Err(Error::Usage(format!(
-                    "--out {} already holds a training run; pass --resume to continue it or choose \
-                     another --out",
-                    out.display()
-                )));
-            }
+        if has_state && !self.config.resume {
+            return Err(Error::Usage(format!(
+                "--out {} already holds a training run; pass --resume to continue it or choose \
+                 another --out",
+                out.display()
+            )));
+        }
+        if !has_state {
             return Ok(());
         }
         let state = checkpoint::load_state(out)?;
