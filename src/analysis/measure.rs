@@ -168,7 +168,8 @@ fn soderlind_extremes(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Opt
 fn symmetric_extremes(jac: &FootprintJacobian) -> Result<Option<(f64, f64)>> {
     let n = jac.n_cols();
     let op = Products::new(jac, n <= DENSE_SYMMETRIC_LIMIT);
-    let (matvec, rmatvec) = op.closures();
+    let matvec = |x: &[f64], y: &mut [f64]| op.matvec(x, y);
+    let rmatvec = |y: &[f64], x: &mut [f64]| op.rmatvec(y, x);
     let ext = match sym_part_extremes_lanczos(n, &matvec, &rmatvec, &lanczos_options(400)) {
         Ok(ext) => Some(ext),
         Err(_) if n <= DENSE_SYMMETRIC_LIMIT => Some(op.with_dense(sym_part_extremes_dense)?),
@@ -194,22 +195,20 @@ impl<'a> Products<'a> {
         Self { jac, dense }
     }
 
-    /// (x -> J x, y -> J^T y).
-    fn closures(
-        &self,
-    ) -> (
-        impl Fn(&[f64], &mut [f64]) + Sync + '_,
-        impl Fn(&[f64], &mut [f64]) + Sync + '_,
-    ) {
-        let matvec = |x: &[f64], y: &mut [f64]| match &self.dense {
+    /// y = J x.
+    fn matvec(&self, x: &[f64], y: &mut [f64]) {
+        match &self.dense {
             Some(m) => gemv(m.as_ref(), x, y),
             None => self.jac.matvec(x, y),
-        };
-        let rmatvec = |y: &[f64], x: &mut [f64]| match &self.dense {
+        }
+    }
+
+    /// x = J^T y.
+    fn rmatvec(&self, y: &[f64], x: &mut [f64]) {
+        match &self.dense {
             Some(m) => gemv(m.as_ref().transpose(), y, x),
             None => self.jac.rmatvec(y, x),
-        };
-        (matvec, rmatvec)
+        }
     }
 
     /// `f` of J as a dense matrix (the copy when there is one).
@@ -260,7 +259,8 @@ fn singular(lin: &Linearization<'_>, kind: JacobianKind) -> Result<Record> {
         return Ok(record(Some(s.sigma_max), Some(s.sigma_min), None));
     }
     let op = Products::new(&jac, small);
-    let (matvec, rmatvec) = op.closures();
+    let matvec = |x: &[f64], y: &mut [f64]| op.matvec(x, y);
+    let rmatvec = |y: &[f64], x: &mut [f64]| op.rmatvec(y, x);
     let sigma_max = match sigma_max_lanczos(rows, cols, &matvec, &rmatvec, &lanczos_options(400)) {
         Ok(s) => Some(s),
         Err(_) if small => Some(
