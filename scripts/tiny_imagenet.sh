@@ -21,12 +21,12 @@ shift
 
 case "$step" in
 train)
-    # EPOCHS (default 3) of a cosine schedule, about 40 minutes per epoch on
-    # 2 idle cores: 3 epochs fit one 3-hour session. A later
+    # EPOCHS (default 2) of a cosine schedule, about 40 minutes per epoch on
+    # 2 idle cores: 2 epochs and the analysis start fit one session. A later
     # `EPOCHS=N scripts/tiny_imagenet.sh train` continues the same run
     # with the cosine schedule recomputed for N epochs.
     exec nice -n 19 "$BIN" train --arch resnet18 --data "$DATA" --classes 200 \
-        --out "$RUN" --epochs "${EPOCHS:-3}" --batch-size 128 --lr 0.1 --schedule cosine \
+        --out "$RUN" --epochs "${EPOCHS:-2}" --batch-size 128 --lr 0.1 --schedule cosine \
         --warmup-epochs 0 --weight-decay 0.0005 --nesterov --augment crop-flip \
         --seed 0 --save-minutes 10 --resume "$@"
     ;;

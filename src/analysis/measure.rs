@@ -181,8 +181,8 @@ fn symmetric_extremes(jac: &FootprintJacobian) -> Result<Option<(f64, f64)>> {
 /// The products J x and J^T y of an assembled Jacobian for Lanczos. Where
 /// its footprints cover most of the matrix (small maps: 2x2, 1x1) and a
 /// dense copy is allowed, through that copy: a vectorised GEMV reading the
-/// matrix once per product instead of the footprint loops (2.5x faster on
-/// a 2048 x 4096 Jacobian).
+/// matrix once per product instead of the footprint loops (a Tiny-ImageNet
+/// layer4.0 sigma_max record: 4.1 -> 2.6 s).
 struct Products<'a> {
     jac: &'a FootprintJacobian,
     dense: Option<faer::Mat<f64>>,
