@@ -9,8 +9,9 @@
 //! 5. [`jacobian`]: the Jacobian assembled from coloured JVPs over its
 //!    footprint;
 //! 6. [`reduce`]: the exact structural reductions to a small dense
-//!    eigenproblem (METHOD.md section 5), and [`factored`]: the factors of
-//!    a reduction as an operator for Söderlind's number;
+//!    eigenproblem (METHOD.md section 5), [`blocked`]: products of its
+//!    factors by spatial blocks, and [`factored`]: the factors of a
+//!    reduction as an operator for Söderlind's number;
 //! 7. [`metrics`] and [`measure`]: the stiffness metrics of a spectrum, and
 //!    which solver gives each metric of one (block, kind, variant);
 //! 8. [`matrix_free`]: the same metrics without any matrix (Krylov-Schur
@@ -23,6 +24,7 @@
 //! Statistics and the report read the records (crates `stiffness-stats`,
 //! `stiffness-report`).
 
+pub mod blocked;
 pub(crate) mod cache;
 pub mod factored;
 pub mod inputs;

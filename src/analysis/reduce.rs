@@ -20,6 +20,7 @@ use candle_core::Tensor;
 use num_complex::Complex64;
 use stiffness_spectrum::{Par, Spectrum};
 
+use crate::analysis::blocked;
 use crate::analysis::cache::{lock, Shared};
 use crate::analysis::factored::RunFactors;
 use crate::analysis::jacobian::{FootprintJacobian, LinearMap};
@@ -178,37 +179,39 @@ fn reduced_matrix(
     if runs.stored_share() < SPARSE_PRODUCT_SHARE {
         return Ok(runs.reduced_matrix(mask.as_deref()));
     }
+    let unit = f.unit_positions();
+    let space = blocked::positions(f.space, None);
+    let groups = [unit.as_slice(), space.as_slice(), unit.as_slice()];
     Ok(match mask {
-        None => product(f.v.as_ref(), f.u.as_ref(), solver),
+        None => blocked::product(f.v.as_ref(), f.u.as_ref(), groups, solver),
         Some(mask) => {
             let du = faer::Mat::from_fn(f.u.nrows(), f.u.ncols(), |i, j| mask[i] * f.u[(i, j)]);
-            product(f.v.as_ref(), du.as_ref(), solver)
+            blocked::product(f.v.as_ref(), du.as_ref(), groups, solver)
         }
     })
 }
 
 /// Below this share of stored factor entries ([`RunFactors::stored_share`])
-/// the reduced matrix is summed over the stored runs; above it a blocked
-/// GEMM of the dense factors is faster (maps the windows cover: 2x2, 1x1).
+/// the reduced matrix is summed over the stored runs; above it a GEMM of
+/// the dense factors by spatial blocks ([`blocked::product`]) is faster
+/// (maps a window covers much of: 4x4, 2x2, 1x1).
 const SPARSE_PRODUCT_SHARE: f64 = 0.25;
 
-/// The dense product a b on `par` threads.
-fn product(a: faer::MatRef<'_, f64>, b: faer::MatRef<'_, f64>, par: Par) -> faer::Mat<f64> {
-    let mut out = faer::Mat::<f64>::zeros(a.nrows(), b.ncols());
-    faer::linalg::matmul::matmul(out.as_mut(), faer::Accum::Replace, a, b, 1.0, par);
-    out
-}
-
-/// J_F = U V as one GEMM of the factors at the narrowest inner ReLU (which
-/// the reductions need anyway), stored over J_F's footprints: on small maps
-/// (2x2, 1x1) this replaces a coloured assembly of n tangents through the
-/// whole branch. Exact: U's columns and V's rows vanish outside their
-/// footprints, so the product does too.
+/// J_F = U V as a product of the factors at the narrowest inner ReLU (which
+/// the reductions need anyway) by spatial blocks ([`blocked::product`]),
+/// stored over J_F's footprints: on small maps (4x4, 2x2, 1x1) this
+/// replaces a coloured assembly of n tangents through the whole branch.
+/// Exact: U's columns and V's rows vanish outside their footprints, so the
+/// product does too.
 pub fn branch_jacobian_from_factors(lin: &Linearization<'_>) -> Result<FootprintJacobian> {
     let (cut, _) = narrowest(&lin.active_inner()?);
     let f = factors(lin, cut)?;
+    let out = blocked::positions(lin.out_shape, None);
+    let unit = f.unit_positions();
+    let space = blocked::positions(lin.in_shape, None);
     // On the threads of the pool it runs in (the job's).
-    let jf = product(f.u.as_ref(), f.v.as_ref(), Par::rayon(0));
+    let groups = [out.as_slice(), unit.as_slice(), space.as_slice()];
+    let jf = blocked::product(f.u.as_ref(), f.v.as_ref(), groups, Par::rayon(0));
     let footprints = lin.block.footprints(JacobianKind::Residual, lin.in_shape);
     FootprintJacobian::from_dense(lin.in_shape, lin.out_shape, &footprints, jf.as_ref())
 }
@@ -231,6 +234,11 @@ pub struct Factors {
 }
 
 impl Factors {
+    /// The spatial position of each active unit (V's rows, U's columns).
+    pub fn unit_positions(&self) -> Vec<usize> {
+        blocked::positions(self.inner_shape, Some(&self.active))
+    }
+
     /// U and V as run columns ([`RunFactors`]), built once and kept for
     /// both kinds.
     pub fn runs(&self) -> Result<Arc<RunFactors>> {
