@@ -36,7 +36,9 @@ export)
 analyze)
     # 1,000 validation images (5 per class), the last block of stage 3 and
     # both blocks of stage 4, both kinds, exact and paper-compatible
-    # spectra: about 13 s per image on 2 idle cores (3.6 h).
+    # spectra: about 14-15 s per image on 2 idle cores (about 4 h). The
+    # records live in the repository and are committed as they grow, so
+    # a later session, on any machine with the data, resumes them.
     exec "$BIN" analyze --model "$MODEL/model.safetensors" --arch resnet18 \
         --data "$DATA" --classes 200 --per-class 5 --seed 0 \
         --blocks layer3.1,layer4.0,layer4.1 --jacobian block,residual \
