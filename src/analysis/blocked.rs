@@ -15,8 +15,8 @@
 //! the map). Which blocks are nonzero is read from the values, so the
 //! product equals the dense one for any matrices (to the rounding of a
 //! different summation order; a skipped block contributes exact zeros).
-//! Where the blocks would save less than [`MIN_SAVING`] the plain GEMM
-//! runs.
+//! Where the blocks would need more than half the dense flops
+//! (`MIN_SAVING`) the plain GEMM runs.
 
 use faer::{Accum, Mat, MatRef, Par};
 
@@ -87,23 +87,14 @@ pub fn product(
         .map(|(r, k, c)| r.len() as f64 * k.len() as f64 * c.len() as f64)
         .sum();
     let dense = a.nrows() as f64 * a.ncols() as f64 * b.ncols() as f64;
-    let mut out = Mat::<f64>::zeros(a.nrows(), b.ncols());
     if flops > MIN_SAVING * dense {
-        faer::linalg::matmul::matmul(out.as_mut(), Accum::Replace, a, b, 1.0, par);
-        return out;
+        return gemm(a, b, par);
     }
+    let mut out = Mat::<f64>::zeros(a.nrows(), b.ncols());
     for (r, k, c) in &plan {
         let a_sub = Mat::<f64>::from_fn(r.len(), k.len(), |i, l| a[(r[i], k[l])]);
         let b_sub = Mat::<f64>::from_fn(k.len(), c.len(), |l, j| b[(k[l], c[j])]);
-        let mut t = Mat::<f64>::zeros(r.len(), c.len());
-        faer::linalg::matmul::matmul(
-            t.as_mut(),
-            Accum::Replace,
-            a_sub.as_ref(),
-            b_sub.as_ref(),
-            1.0,
-            par,
-        );
+        let t = gemm(a_sub.as_ref(), b_sub.as_ref(), par);
         for (j, &col) in c.iter().enumerate() {
             let dst = out.col_as_slice_mut(col);
             for (&row, &x) in r.iter().zip(t.col_as_slice(j)) {
@@ -111,6 +102,13 @@ pub fn product(
             }
         }
     }
+    out
+}
+
+/// The dense product a b on `par` threads.
+pub fn gemm(a: MatRef<'_, f64>, b: MatRef<'_, f64>, par: Par) -> Mat<f64> {
+    let mut out = Mat::<f64>::zeros(a.nrows(), b.ncols());
+    faer::linalg::matmul::matmul(out.as_mut(), Accum::Replace, a, b, 1.0, par);
     out
 }
 
@@ -197,19 +195,6 @@ mod tests {
         })
     }
 
-    fn dense(a: &Mat<f64>, b: &Mat<f64>) -> Mat<f64> {
-        let mut out = Mat::<f64>::zeros(a.nrows(), b.ncols());
-        faer::linalg::matmul::matmul(
-            out.as_mut(),
-            Accum::Replace,
-            a.as_ref(),
-            b.as_ref(),
-            1.0,
-            Par::Seq,
-        );
-        out
-    }
-
     #[test]
     fn blocked_product_equals_the_dense_one() {
         let mut rng = Rng(3);
@@ -221,7 +206,7 @@ mod tests {
             let a = windowed(&mut rng, &rows, &inner, reach);
             let b = windowed(&mut rng, &inner, &rows, reach);
             let got = product(a.as_ref(), b.as_ref(), [&rows, &inner, &rows], Par::Seq);
-            let want = dense(&a, &b);
+            let want = gemm(a.as_ref(), b.as_ref(), Par::Seq);
             let scale = want.norm_max();
             assert!((&got - &want).norm_max() <= 1e-13 * scale, "reach {reach}");
             // The plan: a window of 1 on 16 positions skips most blocks.
@@ -271,15 +256,7 @@ mod tests {
             let got = product(a.as_ref(), b.as_ref(), groups, Par::rayon(0));
             let blocked = t.elapsed().as_secs_f64();
             let t = std::time::Instant::now();
-            let mut want = Mat::<f64>::zeros(a.nrows(), b.ncols());
-            faer::linalg::matmul::matmul(
-                want.as_mut(),
-                Accum::Replace,
-                a.as_ref(),
-                b.as_ref(),
-                1.0,
-                Par::rayon(0),
-            );
+            let want = gemm(a.as_ref(), b.as_ref(), Par::rayon(0));
             let full = t.elapsed().as_secs_f64();
             let err = (&got - &want).norm_max() / want.norm_max();
             println!("{what}: blocked {blocked:.3} s, dense {full:.3} s, max rel diff {err:.1e}");
