@@ -782,7 +782,7 @@ fn default_model_config() -> TrainConfig {
         warmup_epochs: 0,
         augment: Augment::None,
         seed: 0,
-        resume: Path::new(DEFAULT_RUN).join(checkpoint::STATE_FILE).exists(),
+        resume: true,
         checkpoint_every: 1,
         threads: Some(2),
         ..TrainConfig::default()
