@@ -268,12 +268,17 @@ fn group_correlations(
         };
         let (x, acc, loss) = label_vectors(data, idx, metric, perf);
         for (target, y) in [(Target::Accuracy, &acc), (Target::Loss, &loss)] {
-            out.push(row(Scope::Labels, target, Method::Pearson, pearson(&x, y)));
+            out.push(row(
+                Scope::Labels,
+                target,
+                Method::Pearson,
+                guarded(both_finite(&x, y), || pearson(&x, y)),
+            ));
             out.push(row(
                 Scope::Labels,
                 target,
                 Method::Spearman,
-                spearman(&x, y),
+                guarded(both_finite(&x, y), || spearman(&x, y)),
             ));
         }
         let (x, loss, correct) = sample_vectors(data, idx, metric);
@@ -281,15 +286,16 @@ fn group_correlations(
             Scope::Samples,
             Target::Loss,
             Method::Pearson,
-            pearson(&x, &loss),
+            guarded(both_finite(&x, &loss), || pearson(&x, &loss)),
         ));
         out.push(row(
             Scope::Samples,
             Target::Loss,
             Method::Spearman,
-            spearman(&x, &loss),
+            guarded(both_finite(&x, &loss), || spearman(&x, &loss)),
         ));
-        let pb = point_biserial(&correct, &x);
+        let finite = x.iter().map(|v| v.is_finite());
+        let pb = guarded(finite, || point_biserial(&correct, &x));
         out.push(row(
             Scope::Samples,
             Target::Correct,
@@ -298,6 +304,40 @@ fn group_correlations(
         ));
     }
     out
+}
+
+/// Least share of finite pairs for a test to be reported. Non-finite
+/// metric values are not missing at random (an exact zero eigenvalue makes
+/// the stiffness index +inf), so when most pairs are excluded the finite
+/// rest is a selection, not a sample: a test on the 3 finite of 668
+/// samples says nothing about the 668, yet its p can pass the correction.
+const MIN_FINITE_SHARE: f64 = 0.5;
+
+/// `test()`, unless fewer than [`MIN_FINITE_SHARE`] of the pairs (one
+/// `true` per finite pair in `finite`) are finite and at least 3 are (with
+/// fewer, the test itself says why it cannot be computed).
+fn guarded(
+    finite: impl Iterator<Item = bool>,
+    test: impl FnOnce() -> Result<Correlation, NotComputable>,
+) -> Result<Correlation, NotComputable> {
+    let (total, n) = finite.fold((0, 0), |(t, n), f| (t + 1, n + usize::from(f)));
+    if n < 3 || n as f64 >= MIN_FINITE_SHARE * total as f64 {
+        return test();
+    }
+    Err(NotComputable {
+        n,
+        excluded: total - n,
+        reason: format!(
+            "only {n} of {total} pairs finite: the {} with inf/NaN are not missing at random, \
+             so the finite ones are a selection, not a sample",
+            total - n
+        ),
+    })
+}
+
+/// Whether each pair (x_i, y_i) is finite.
+fn both_finite<'a>(x: &'a [f64], y: &'a [f64]) -> impl Iterator<Item = bool> + 'a {
+    x.iter().zip(y).map(|(a, b)| a.is_finite() && b.is_finite())
 }
 
 /// Across labels: (per-label metric mean, accuracy, loss), one entry per
@@ -395,7 +435,7 @@ fn trends_along(aggregates: &[Aggregate], axis: Axis, checkpoints: &[ModelId]) -
                 kind,
                 spectrum,
                 metric,
-                result: spearman(&x, &means),
+                result: guarded(both_finite(&x, &means), || spearman(&x, &means)),
                 points,
                 q: None,
             }

@@ -614,7 +614,7 @@ fn correlations(a: &Analysis, opt: &ReportOptions, scope: Scope) -> Vec<Block> {
     let mut b = vec![
         Block::Heading(2, title.into()),
         Block::Para(format!(
-            "{what}: {} tests, {computed} computable, {} with q < {}. {}All tests with n, r, p, interval, q, excluded counts and reasons: correlations.csv.",
+            "{what}: {} tests, {computed} computable, {} with q < {}. {}Pairs with inf/NaN are excluded; where they are more than half, the test is not computed (the finite rest would be a selection, not a sample). All tests with n, r, p, interval, q, excluded counts and reasons: correlations.csv.",
             all.len(),
             sig.len(),
             opt.alpha,

@@ -165,6 +165,66 @@ fn non_finite_values_are_excluded_from_tests_and_counted() {
     assert_eq!((r.n, r.excluded), (10, 2));
 }
 
+/// The analysis of the synthetic records with the block-kind exact
+/// stiffness index of layer2.1 set to +inf on samples 0..`inf_below`.
+fn analysis_with_infinite(name: &str, inf_below: usize) -> Analysis {
+    let mut records = all_records();
+    for r in &mut records {
+        if r.block_index == 3
+            && r.kind == JacobianKind::Block
+            && r.spectrum == SpectrumVariant::Exact
+            && r.sample < inf_below
+        {
+            r.stiffness_index = Some(f64::INFINITY);
+        }
+    }
+    let dir = temp_dir(name);
+    write_dir(&dir, &records, true);
+    Analysis::new(&Dataset::load(&[dir]).unwrap(), false).unwrap()
+}
+
+#[test]
+fn tests_where_most_pairs_are_non_finite_are_not_computed() {
+    let k = key(3, JacobianKind::Block, SpectrumVariant::Exact);
+    let result = |a: &Analysis, scope, target, method| {
+        a.find(&k, Metric::StiffnessIndex, scope, target, method)
+            .unwrap()
+            .clone()
+    };
+    // 9 of 12 samples +inf: 3 finite samples are a selection, not a sample.
+    let a = analysis_with_infinite("mostly-inf", 9);
+    for (target, method) in [
+        (Target::Loss, Method::Pearson),
+        (Target::Loss, Method::Spearman),
+        (Target::Correct, Method::PointBiserial),
+    ] {
+        let c = result(&a, Scope::Samples, target, method);
+        let e = c.result.unwrap_err();
+        assert_eq!((e.n, e.excluded, c.q), (3, 9, None));
+        assert!(
+            e.reason.starts_with("only 3 of 12 pairs finite"),
+            "{}",
+            e.reason
+        );
+    }
+    // Labels 1-3 keep one finite sample each (9, 10, 11), label 0 none:
+    // 3 of 4 label means finite, so that test runs.
+    let c = result(&a, Scope::Labels, Target::Accuracy, Method::Pearson);
+    let r = c.result.unwrap();
+    assert_eq!((r.n, r.excluded), (3, 1));
+    assert!(c.q.is_some());
+    // Half finite is enough: 6 of 12 samples.
+    let a = analysis_with_infinite("half-inf", 6);
+    let c = result(&a, Scope::Samples, Target::Loss, Method::Pearson);
+    let xs: Vec<f64> = (6..SAMPLES)
+        .map(|s| stiffness_index(s, 3, JacobianKind::Block, SpectrumVariant::Exact))
+        .collect();
+    let ls: Vec<f64> = (6..SAMPLES).map(loss_of).collect();
+    let r = c.result.unwrap();
+    assert_eq!((r.n, r.excluded), (6, 6));
+    assert_eq!(r.r, pearson(&xs, &ls).unwrap().r);
+}
+
 #[test]
 fn not_computable_results_carry_reasons_and_no_q() {
     let (_, a) = analysis("nc", true);
