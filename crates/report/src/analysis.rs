@@ -272,13 +272,13 @@ fn group_correlations(
                 Scope::Labels,
                 target,
                 Method::Pearson,
-                guarded(both_finite(&x, y), || pearson(&x, y)),
+                representative(pearson(&x, y)),
             ));
             out.push(row(
                 Scope::Labels,
                 target,
                 Method::Spearman,
-                guarded(both_finite(&x, y), || spearman(&x, y)),
+                representative(spearman(&x, y)),
             ));
         }
         let (x, loss, correct) = sample_vectors(data, idx, metric);
@@ -286,16 +286,15 @@ fn group_correlations(
             Scope::Samples,
             Target::Loss,
             Method::Pearson,
-            guarded(both_finite(&x, &loss), || pearson(&x, &loss)),
+            representative(pearson(&x, &loss)),
         ));
         out.push(row(
             Scope::Samples,
             Target::Loss,
             Method::Spearman,
-            guarded(both_finite(&x, &loss), || spearman(&x, &loss)),
+            representative(spearman(&x, &loss)),
         ));
-        let finite = x.iter().map(|v| v.is_finite());
-        let pb = guarded(finite, || point_biserial(&correct, &x));
+        let pb = representative(point_biserial(&correct, &x));
         out.push(row(
             Scope::Samples,
             Target::Correct,
@@ -313,31 +312,28 @@ fn group_correlations(
 /// samples says nothing about the 668, yet its p can pass the correction.
 const MIN_FINITE_SHARE: f64 = 0.5;
 
-/// `test()`, unless fewer than [`MIN_FINITE_SHARE`] of the pairs (one
-/// `true` per finite pair in `finite`) are finite and at least 3 are (with
-/// fewer, the test itself says why it cannot be computed).
-fn guarded(
-    finite: impl Iterator<Item = bool>,
-    test: impl FnOnce() -> Result<Correlation, NotComputable>,
+/// `result`, unless its finite pairs (n >= 3) are fewer than
+/// [`MIN_FINITE_SHARE`] of all pairs: then not computable, whatever the
+/// test found (with n < 3 the test's own reason stands).
+fn representative(
+    result: Result<Correlation, NotComputable>,
 ) -> Result<Correlation, NotComputable> {
-    let (total, n) = finite.fold((0, 0), |(t, n), f| (t + 1, n + usize::from(f)));
+    let (n, excluded) = match &result {
+        Ok(c) => (c.n, c.excluded),
+        Err(e) => (e.n, e.excluded),
+    };
+    let total = n + excluded;
     if n < 3 || n as f64 >= MIN_FINITE_SHARE * total as f64 {
-        return test();
+        return result;
     }
     Err(NotComputable {
         n,
-        excluded: total - n,
+        excluded,
         reason: format!(
-            "only {n} of {total} pairs finite: the {} with inf/NaN are not missing at random, \
-             so the finite ones are a selection, not a sample",
-            total - n
+            "only {n} of {total} pairs finite: the {excluded} with inf/NaN are not missing at \
+             random, so the finite ones are a selection, not a sample"
         ),
     })
-}
-
-/// Whether each pair (x_i, y_i) is finite.
-fn both_finite<'a>(x: &'a [f64], y: &'a [f64]) -> impl Iterator<Item = bool> + 'a {
-    x.iter().zip(y).map(|(a, b)| a.is_finite() && b.is_finite())
 }
 
 /// Across labels: (per-label metric mean, accuracy, loss), one entry per
@@ -435,7 +431,7 @@ fn trends_along(aggregates: &[Aggregate], axis: Axis, checkpoints: &[ModelId]) -
                 kind,
                 spectrum,
                 metric,
-                result: guarded(both_finite(&x, &means), || spearman(&x, &means)),
+                result: representative(spearman(&x, &means)),
                 points,
                 q: None,
             }
