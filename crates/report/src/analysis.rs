@@ -4,11 +4,12 @@
 use crate::aggregate::{
     aggregate, by_label, group, label_performance, values, Aggregate, GroupKey, Groups, ModelPerf,
 };
+use crate::confound::{confounding, Confounding};
 use crate::dataset::{Dataset, ModelId};
 use crate::error::Error;
 use crate::metric::Metric;
 use std::collections::BTreeMap;
-use stiffness_records::{JacobianKind, SpectrumVariant};
+use stiffness_records::{JacobianKind, Record, SpectrumVariant};
 use stiffness_stats::{
     benjamini_hochberg, pearson, point_biserial, spearman, summarize, Correlation, Method,
     NotComputable,
@@ -61,6 +62,7 @@ pub fn method_name(m: Method) -> &'static str {
         Method::Pearson => "pearson",
         Method::Spearman => "spearman",
         Method::PointBiserial => "point_biserial",
+        Method::PartialPearson => "partial_pearson",
     }
 }
 
@@ -177,6 +179,8 @@ pub struct Analysis {
     /// The checkpoints in training order; empty unless the report is
     /// across training.
     pub checkpoints: Vec<ModelId>,
+    /// The tests given the share of active outputs (their own BH family).
+    pub confounding: Confounding,
 }
 
 impl Analysis {
@@ -203,6 +207,7 @@ impl Analysis {
             trends.extend(trends_along(&aggregates, Axis::Training, &checkpoints));
         }
         apply_bh(&mut correlations, &mut trends);
+        let confounding = confounding(data, &groups, &performance);
         Ok(Self {
             groups,
             aggregates,
@@ -210,6 +215,7 @@ impl Analysis {
             correlations,
             trends,
             checkpoints,
+            confounding,
         })
     }
 
@@ -315,7 +321,7 @@ const MIN_FINITE_SHARE: f64 = 0.5;
 /// `result`, unless its finite pairs (n >= 3) are fewer than
 /// [`MIN_FINITE_SHARE`] of all pairs: then not computable, whatever the
 /// test found (with n < 3 the test's own reason stands).
-fn representative(
+pub(crate) fn representative(
     result: Result<Correlation, NotComputable>,
 ) -> Result<Correlation, NotComputable> {
     let (n, excluded) = match &result {
@@ -345,10 +351,23 @@ pub fn label_vectors(
     metric: Metric,
     perf: &ModelPerf,
 ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    label_vectors_of(data, idx, perf, |r| metric.value(r))
+}
+
+/// [`label_vectors`] of any per-record value (`None` where it does not apply).
+pub fn label_vectors_of(
+    data: &Dataset,
+    idx: &[usize],
+    perf: &ModelPerf,
+    value: impl Fn(&Record) -> Option<f64>,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let (mut x, mut acc, mut loss) = (Vec::new(), Vec::new(), Vec::new());
     for (label, (_, sub)) in by_label(&data.records, idx) {
         let Some(p) = perf.get(label) else { continue };
-        let v = values(&data.records, &sub, metric);
+        let v: Vec<f64> = sub
+            .iter()
+            .filter_map(|&i| value(&data.records[i]))
+            .collect();
         x.push(summarize(&v).map_or(f64::NAN, |s| s.mean));
         acc.push(p.accuracy);
         loss.push(p.loss);
@@ -362,10 +381,19 @@ pub fn sample_vectors(
     idx: &[usize],
     metric: Metric,
 ) -> (Vec<f64>, Vec<f64>, Vec<bool>) {
+    sample_vectors_of(data, idx, |r| metric.value(r))
+}
+
+/// [`sample_vectors`] of any per-record value (`None` where it does not apply).
+pub fn sample_vectors_of(
+    data: &Dataset,
+    idx: &[usize],
+    value: impl Fn(&Record) -> Option<f64>,
+) -> (Vec<f64>, Vec<f64>, Vec<bool>) {
     let (mut x, mut loss, mut correct) = (Vec::new(), Vec::new(), Vec::new());
     for &i in idx {
         let r = &data.records[i];
-        if let Some(v) = metric.value(r) {
+        if let Some(v) = value(r) {
             x.push(v);
             loss.push(r.loss);
             correct.push(r.correct);

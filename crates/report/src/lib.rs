@@ -6,13 +6,15 @@
 //! aggregates every metric per (model, block, kind, variant, label), tests
 //! correlations with accuracy and loss (Benjamini-Hochberg over the whole
 //! report), tests trends with depth (and, for the checkpoints of one
-//! training run, across training), and writes CSV tables, SVG/PNG figures
+//! training run, across training), tests the metrics given the share of
+//! active outputs (module [`confound`]), and writes CSV tables, SVG/PNG figures
 //! and Markdown/HTML documents. Method: `docs/METHOD.md`, sections 4, 6 and 7.
 
 #![deny(missing_docs)]
 
 pub mod aggregate;
 pub mod analysis;
+pub mod confound;
 pub mod dataset;
 pub mod doc;
 pub mod error;

@@ -85,7 +85,7 @@ pub fn section(data: &Dataset, a: &Analysis, alpha: f64) -> Vec<Block> {
 
 /// The groups (J_B first, then J_F; one per spectrum variant) of the
 /// deepest square block of `model`.
-fn last_block(a: &Analysis, model: &ModelId) -> Vec<GroupKey> {
+pub(crate) fn last_block(a: &Analysis, model: &ModelId) -> Vec<GroupKey> {
     let square = |k: &GroupKey| &k.model == model && a.overall(k, Metric::StiffnessIndex).is_some();
     let Some(depth) = a
         .groups

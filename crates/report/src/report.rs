@@ -9,7 +9,7 @@ use crate::figures::{pval, short};
 use crate::fsutil::{atomic_write, create_dir};
 use crate::metric::Metric;
 use crate::plots::{all_figures, variants, FigureType, Rendered};
-use crate::tables::{aggregates_csv, correlations_csv, trends_csv};
+use crate::tables::{aggregates_csv, confounding_csv, correlations_csv, trends_csv};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use stiffness_records::SpectrumVariant;
@@ -81,7 +81,8 @@ pub const TITLE: &str = "Block-level stiffness report";
 /// Reads the record directories `dirs` (several models, or shards of one;
 /// with `options.across_training`, the checkpoints of one run in training
 /// order), and writes into `out`: `aggregates.csv`, `correlations.csv`,
-/// `trends.csv`, `figures/*.svg`, `figures/*.png`, and `report.md` /
+/// `trends.csv`, `confounding.csv` (when a square block has block-kind exact
+/// records), `figures/*.svg`, `figures/*.png`, and `report.md` /
 /// `report.html` as chosen in `options`. Every file is written atomically.
 pub fn write_report(
     dirs: &[PathBuf],
@@ -101,6 +102,9 @@ pub fn write_report(
     put("aggregates.csv", &aggregates_csv(&analysis))?;
     put("correlations.csv", &correlations_csv(&analysis))?;
     put("trends.csv", &trends_csv(&analysis))?;
+    if !analysis.confounding.rows.is_empty() {
+        put("confounding.csv", &confounding_csv(&analysis))?;
+    }
     let (figures, mut notes) = all_figures(&data, &analysis, options, &fig_dir)?;
     notes.extend(data_notes(&data));
     notes.extend(checkpoint_notes(&data, &analysis));
@@ -213,6 +217,7 @@ fn document(
     b.extend(correlations(a, opt, Scope::Labels));
     b.extend(correlations(a, opt, Scope::Samples));
     b.extend(crate::paper::section(data, a, opt.alpha));
+    b.extend(crate::confound::section(a, opt.alpha));
     b.extend(figure_section(figs, !a.checkpoints.is_empty()));
     b.push(Block::Heading(2, "Notes".into()));
     b.push(if notes.is_empty() {

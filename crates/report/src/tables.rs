@@ -1,10 +1,11 @@
 //! The CSV tables of a report: `aggregates.csv`, `correlations.csv`,
-//! `trends.csv`. Numbers are written in Rust's shortest round-trip form so
+//! `trends.csv`, `confounding.csv`. Numbers are written in Rust's shortest round-trip form so
 //! that equal inputs give byte-identical files; missing values are empty.
 
-use crate::aggregate::Aggregate;
-use crate::analysis::{method_name, Analysis, CorrelationRow, TrendRow};
-use stiffness_stats::{Correlation, NotComputable};
+use crate::aggregate::{Aggregate, GroupKey};
+use crate::analysis::{method_name, Analysis, CorrelationRow, Scope, Target, TrendRow};
+use crate::confound::{ControlRow, ControlledRow, CONTROL};
+use stiffness_stats::{Correlation, Method, NotComputable};
 
 /// Header of `aggregates.csv`.
 pub const AGGREGATES_HEADER: [&str; 22] = [
@@ -73,6 +74,32 @@ pub const TRENDS_HEADER: [&str; 17] = [
     "excluded",
     "reason",
     "method",
+];
+
+/// Header of `confounding.csv`: the active share's own correlations
+/// (metric `active_share`, method pearson), then every metric given it
+/// (method partial_pearson, with the plain r and the r with the control).
+pub const CONFOUNDING_HEADER: [&str; 20] = [
+    "model",
+    "model_sha256",
+    "block",
+    "block_index",
+    "kind",
+    "spectrum",
+    "metric",
+    "scope",
+    "target",
+    "method",
+    "r_plain",
+    "r_with_control",
+    "n",
+    "r",
+    "p",
+    "ci_low",
+    "ci_high",
+    "q",
+    "excluded",
+    "reason",
 ];
 
 /// Formats a float for a table: shortest round-trip, "inf"/"-inf"/"nan".
@@ -170,20 +197,56 @@ pub fn correlations_csv(a: &Analysis) -> Vec<u8> {
 }
 
 fn correlation_row(c: &CorrelationRow) -> Vec<String> {
-    let k = &c.key;
-    let mut row = vec![
+    let mut row = test_cells(&c.key, c.metric.name(), c.scope, c.target, c.method);
+    row.extend(result_cells(&c.result, c.q));
+    row
+}
+
+/// The cells that name a test: the group, the metric, scope, target and method.
+fn test_cells(
+    k: &GroupKey,
+    metric: &str,
+    scope: Scope,
+    target: Target,
+    method: Method,
+) -> Vec<String> {
+    vec![
         k.model.name.clone(),
         k.model.sha256.clone(),
         k.block.clone(),
         k.block_index.to_string(),
         k.kind.to_string(),
         k.spectrum.to_string(),
-        c.metric.to_string(),
-        c.scope.as_str().into(),
-        c.target.as_str().into(),
-        method_name(c.method).into(),
-    ];
-    row.extend(result_cells(&c.result, c.q));
+        metric.into(),
+        scope.as_str().into(),
+        target.as_str().into(),
+        method_name(method).into(),
+    ]
+}
+
+/// The bytes of `confounding.csv`.
+pub fn confounding_csv(a: &Analysis) -> Vec<u8> {
+    let c = &a.confounding;
+    let rows = c.control.iter().map(control_row);
+    csv_bytes(
+        &CONFOUNDING_HEADER,
+        rows.chain(c.rows.iter().map(controlled_row)),
+    )
+}
+
+fn control_row(c: &ControlRow) -> Vec<String> {
+    let mut row = test_cells(&c.key, CONTROL, c.scope, c.target, Method::Pearson);
+    row.extend([String::new(), String::new()]);
+    row.extend(result_cells(&c.result, None));
+    row
+}
+
+fn controlled_row(c: &ControlledRow) -> Vec<String> {
+    let r = |t: &Result<Correlation, NotComputable>| t.as_ref().map_or(String::new(), |t| num(t.r));
+    let method = Method::PartialPearson;
+    let mut row = test_cells(&c.key, c.metric.name(), c.scope, c.target, method);
+    row.extend([r(&c.plain), r(&c.with_control)]);
+    row.extend(result_cells(&c.partial, c.q));
     row
 }
 

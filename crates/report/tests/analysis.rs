@@ -7,7 +7,7 @@ use common::*;
 use stiffness_records::{JacobianKind, SpectrumVariant};
 use stiffness_report::{Analysis, Dataset, GroupKey, Metric, ModelId, PerfSource, Scope, Target};
 use stiffness_stats::{
-    benjamini_hochberg, pearson, point_biserial, spearman, spearman_trend, Method,
+    benjamini_hochberg, partial_pearson, pearson, point_biserial, spearman, spearman_trend, Method,
 };
 
 fn analysis(name: &str, with_eval: bool) -> (Dataset, Analysis) {
@@ -302,4 +302,111 @@ fn performance_comes_from_eval_json_or_from_records() {
     let loss = (loss_of(1) + loss_of(5) + loss_of(9)) / 3.0;
     assert!((p.labels[1].loss - loss).abs() < 1e-15);
     assert_eq!(p.labels[1].count, 3);
+}
+
+/// Active outputs of the block-kind exact record of (`sample`, `block`) in
+/// the confounding tests (n_out = 64).
+fn active_outputs(sample: usize, block: usize) -> usize {
+    20 + (sample * 7 + block * 3) % 11
+}
+
+#[test]
+fn metrics_are_tested_given_the_active_share_of_the_same_sample_and_block() {
+    // The tests below look at layer1.1 (block 1).
+    let share = |s: usize| active_outputs(s, 1) as f64 / 64.0;
+    let mut records = all_records();
+    for r in &mut records {
+        match (r.kind, r.spectrum) {
+            (JacobianKind::Block, SpectrumVariant::Exact) if r.square => {
+                r.n_active = Some(active_outputs(r.sample, r.block_index));
+            }
+            // A metric that is the active share up to scale: nothing left
+            // once the share is accounted for.
+            (JacobianKind::Block, SpectrumVariant::PaperCompat) => {
+                r.neg_share = Some(0.5 * active_outputs(r.sample, r.block_index) as f64 / 64.0);
+            }
+            _ => {}
+        }
+    }
+    let dir = temp_dir("confounding");
+    write_dir(&dir, &records, true);
+    let data = Dataset::load(&[dir]).unwrap();
+    let a = Analysis::new(&data, false).unwrap();
+    let c = &a.confounding;
+    let ls: Vec<f64> = (0..SAMPLES).map(loss_of).collect();
+    let zs: Vec<f64> = (0..SAMPLES).map(share).collect();
+
+    // The control's own test, layer1.1 across samples.
+    let control = c
+        .control
+        .iter()
+        .find(|r| r.key.block == "layer1.1" && r.scope == Scope::Samples)
+        .unwrap();
+    assert_eq!(control.result, pearson(&zs, &ls));
+
+    // The residual kind's spectral radius given the block kind's share, by
+    // sample: the join is by (model, block, sample).
+    let k = key(1, JacobianKind::Residual, SpectrumVariant::Exact);
+    let row = |k: &GroupKey, metric, scope, target| {
+        c.rows
+            .iter()
+            .find(|r| &r.key == k && r.metric == metric && r.scope == scope && r.target == target)
+            .unwrap()
+    };
+    let xs: Vec<f64> = (0..SAMPLES)
+        .map(|s| 1.5 + 0.3 + 0.01 * s as f64 * s as f64)
+        .collect();
+    let r = row(&k, Metric::SpectralRadius, Scope::Samples, Target::Loss);
+    assert_eq!(r.partial, partial_pearson(&xs, &ls, &zs));
+    assert_eq!(r.plain, pearson(&xs, &ls));
+    assert_eq!(r.with_control, pearson(&xs, &zs));
+    assert!(r.q.is_some());
+
+    // Across labels: per-label means of the metric and of the share.
+    let mean_by_label = |f: &dyn Fn(usize) -> f64| -> Vec<f64> {
+        (0..LABELS.len())
+            .map(|l| {
+                let v: Vec<f64> = (0..SAMPLES).filter(|s| label_of(*s) == l).map(f).collect();
+                v.iter().sum::<f64>() / v.len() as f64
+            })
+            .collect()
+    };
+    let xl = mean_by_label(&|s| xs[s]);
+    let zl = mean_by_label(&share);
+    let acc: Vec<f64> = eval_summary()
+        .per_class
+        .iter()
+        .map(|c| c.accuracy)
+        .collect();
+    let r = row(&k, Metric::SpectralRadius, Scope::Labels, Target::Accuracy);
+    assert_eq!(r.partial, partial_pearson(&xl, &acc, &zl));
+    assert_eq!(r.partial.as_ref().unwrap().n, LABELS.len());
+
+    // A metric proportional to the share: significant alone, nothing given it.
+    let k = key(1, JacobianKind::Block, SpectrumVariant::PaperCompat);
+    let r = row(&k, Metric::NegShare, Scope::Samples, Target::Loss);
+    assert_eq!(r.plain.as_ref().unwrap().r, pearson(&zs, &ls).unwrap().r);
+    assert_eq!(
+        r.partial.as_ref().unwrap_err().reason,
+        "x is a linear function of the control z"
+    );
+    assert_eq!(r.q, None);
+
+    // Only square blocks have the control; the section shows the last one.
+    assert!(c.rows.iter().all(|r| r.key.block != "layer2.0"));
+    let section = stiffness_report::confound::section(&a, 0.05);
+    assert!(!section.is_empty());
+}
+
+#[test]
+fn without_block_kind_exact_records_nothing_is_tested_given_the_share() {
+    let records: Vec<_> = all_records()
+        .into_iter()
+        .filter(|r| r.kind == JacobianKind::Residual)
+        .collect();
+    let dir = temp_dir("confounding-none");
+    write_dir(&dir, &records, true);
+    let a = Analysis::new(&Dataset::load(&[dir]).unwrap(), false).unwrap();
+    assert!(a.confounding.rows.is_empty() && a.confounding.control.is_empty());
+    assert!(stiffness_report::confound::section(&a, 0.05).is_empty());
 }

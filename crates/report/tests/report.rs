@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use stiffness_records::read_records;
 use stiffness_records::store::records_csv;
 use stiffness_records::RECORDS_JSONL;
-use stiffness_report::tables::{AGGREGATES_HEADER, CORRELATIONS_HEADER, TRENDS_HEADER};
+use stiffness_report::tables::{
+    AGGREGATES_HEADER, CONFOUNDING_HEADER, CORRELATIONS_HEADER, TRENDS_HEADER,
+};
 use stiffness_report::{write_report, Metric, ReportOptions};
 
 fn first_line(path: &std::path::Path) -> String {
@@ -31,6 +33,7 @@ const HEADINGS: &[&str] = &[
     "## Correlations across labels",
     "## Correlations across samples",
     "## Against the paper",
+    "## Output-ReLU activity as a confounder",
     "## Figures",
     "### Metric against depth",
     "### Eigenvalues in the complex plane",
@@ -56,6 +59,7 @@ fn report_structure_snapshot() {
         .collect();
     let expected = [
         "aggregates.csv",
+        "confounding.csv",
         "correlations.csv",
         "figures/depth_block_exact_sigma_ratio",
         "figures/depth_block_exact_stiffness_index",
@@ -114,6 +118,10 @@ fn report_structure_snapshot() {
         CORRELATIONS_HEADER.join(",")
     );
     assert_eq!(first_line(&out.join("trends.csv")), TRENDS_HEADER.join(","));
+    assert_eq!(
+        first_line(&out.join("confounding.csv")),
+        CONFOUNDING_HEADER.join(",")
+    );
     assert_eq!(
         AGGREGATES_HEADER.join(","),
         "model,model_sha256,block,block_index,kind,spectrum,label,label_name,metric,present,n,excluded,pos_inf,neg_inf,nan,mean,median,std,ci_low,ci_high,min,max"

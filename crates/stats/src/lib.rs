@@ -31,6 +31,11 @@
 //!   The t approximation is poor for few points (it gives p = 0 for |ρ| = 1
 //!   at any n, where the exact value is 2/n!).
 //! * Point-biserial: Pearson r against a 0/1 variable (`scipy.stats.pointbiserialr`).
+//! * Partial Pearson r given one control variable z: the Pearson r of the
+//!   residuals of x and y after their least-squares lines on z, which is
+//!   `(r_xy - r_xz r_yz) / sqrt((1 - r_xz²)(1 - r_yz²))`; p from the same
+//!   t statistic with `n-3` df, Fisher-z interval with `se = 1/sqrt(n-4)`
+//!   (`pingouin.partial_corr`, R's `ppcor::pcor.test`).
 
 #![deny(missing_docs)]
 
@@ -53,6 +58,8 @@ pub enum Method {
     Spearman,
     /// Point-biserial correlation (Pearson against a 0/1 variable).
     PointBiserial,
+    /// Partial Pearson correlation given one control variable.
+    PartialPearson,
 }
 
 impl fmt::Display for Method {
@@ -61,6 +68,7 @@ impl fmt::Display for Method {
             Method::Pearson => "Pearson r",
             Method::Spearman => "Spearman rho",
             Method::PointBiserial => "point-biserial r",
+            Method::PartialPearson => "partial Pearson r",
         })
     }
 }
@@ -139,22 +147,34 @@ fn check_level(level: f64, n: usize, excluded: usize) -> Result<(), NotComputabl
 /// Keeps the pairs where both values are finite; returns them and the count of
 /// dropped pairs.
 fn finite_pairs(x: &[f64], y: &[f64]) -> Result<(Vec<f64>, Vec<f64>, usize), NotComputable> {
-    if x.len() != y.len() {
+    let ([xs, ys], excluded) = finite_rows([x, y])?;
+    Ok((xs, ys, excluded))
+}
+
+/// The rows (i-th values of every column) whose values are all finite, as
+/// columns, and the number of rows dropped. Not computable when the
+/// columns differ in length.
+fn finite_rows<const K: usize>(
+    columns: [&[f64]; K],
+) -> Result<([Vec<f64>; K], usize), NotComputable> {
+    const NAMES: [&str; 3] = ["x", "y", "z"];
+    let len = columns[0].len();
+    if let Some(k) = columns.iter().position(|c| c.len() != len) {
         return Err(NotComputable::new(
             0,
             0,
-            format!("x has {} values but y has {}", x.len(), y.len()),
+            format!(
+                "x has {len} values but {} has {}",
+                NAMES.get(k).unwrap_or(&"a column"),
+                columns[k].len()
+            ),
         ));
     }
-    let (mut xs, mut ys) = (Vec::with_capacity(x.len()), Vec::with_capacity(y.len()));
-    for (&a, &b) in x.iter().zip(y) {
-        if a.is_finite() && b.is_finite() {
-            xs.push(a);
-            ys.push(b);
-        }
-    }
-    let excluded = x.len() - xs.len();
-    Ok((xs, ys, excluded))
+    let kept: Vec<usize> = (0..len)
+        .filter(|&i| columns.iter().all(|c| c[i].is_finite()))
+        .collect();
+    let cols = columns.map(|c| kept.iter().map(|&i| c[i]).collect());
+    Ok((cols, len - kept.len()))
 }
 
 fn require_n(n: usize, min: usize, excluded: usize, what: &str) -> Result<(), NotComputable> {
@@ -254,6 +274,88 @@ pub fn pearson_with_level(x: &[f64], y: &[f64], level: f64) -> Result<Correlatio
     check_level(level, n, excluded)?;
     let r = pearson_core(&xs, &ys, excluded, "x", "y")?;
     Ok(finish(Method::Pearson, r, n, level, excluded))
+}
+
+/// Partial Pearson correlation of x and y given the control z: Pearson r of
+/// the residuals `x - x̂(z)` and `y - ŷ(z)` of their least-squares lines on
+/// z, which equals `(r_xy - r_xz r_yz) / sqrt((1 - r_xz²)(1 - r_yz²))`.
+/// Under H0 (no linear association left once z is accounted for)
+/// `t = r sqrt((n-3)/(1-r²))` is Student t with n-3 df; the interval is
+/// Fisher-z with `se = 1/sqrt(n-4)`, as `pingouin.partial_corr`.
+///
+/// Triples with a non-finite value are dropped and counted in `excluded`.
+/// Not computable if the lengths differ, n < 4 after exclusion, a variable
+/// has zero variance, or x or y is (to 1e-12 of its variance) a linear
+/// function of z, when nothing is left to correlate.
+pub fn partial_pearson(x: &[f64], y: &[f64], z: &[f64]) -> Result<Correlation, NotComputable> {
+    partial_pearson_with_level(x, y, z, DEFAULT_LEVEL)
+}
+
+/// [`partial_pearson`] with a Fisher-z interval at confidence `level` ∈ (0, 1).
+pub fn partial_pearson_with_level(
+    x: &[f64],
+    y: &[f64],
+    z: &[f64],
+    level: f64,
+) -> Result<Correlation, NotComputable> {
+    let ([xs, ys, zs], excluded) = finite_rows([x, y, z])?;
+    let n = xs.len();
+    require_n(n, 4, excluded, "triple")?;
+    check_level(level, n, excluded)?;
+    let ex = residuals(&xs, &zs, "x", excluded)?;
+    let ey = residuals(&ys, &zs, "y", excluded)?;
+    let r = pearson_core(&ex, &ey, excluded, "x given z", "y given z")?;
+    let (ci_low, ci_high) = fisher_interval(r, n - 1, level);
+    Ok(Correlation {
+        method: Method::PartialPearson,
+        n,
+        r,
+        p: correlation_p_value(r, n - 1),
+        ci_low,
+        ci_high,
+        level,
+        excluded,
+    })
+}
+
+/// The residuals of v after its least-squares line on z (both finite, same
+/// length): `(v - v̄) - b (z - z̄)`, `b = S_vz / S_zz`. Not computable when z
+/// or v is constant, or v is a linear function of z (residual sum of
+/// squares at most 1e-12 of `S_vv`).
+fn residuals(v: &[f64], z: &[f64], name: &str, excluded: usize) -> Result<Vec<f64>, NotComputable> {
+    let n = v.len();
+    for (w, name) in [(z, "z"), (v, name)] {
+        if is_constant(w) {
+            return Err(NotComputable::new(
+                n,
+                excluded,
+                format!("{name} has zero variance"),
+            ));
+        }
+    }
+    let mean = |w: &[f64]| w.iter().sum::<f64>() / n as f64;
+    let (mv, mz) = (mean(v), mean(z));
+    let (svz, szz, svv) = v
+        .iter()
+        .zip(z)
+        .fold((0.0, 0.0, 0.0), |(vz, zz, vv), (&a, &b)| {
+            let (da, db) = (a - mv, b - mz);
+            (vz + da * db, zz + db * db, vv + da * da)
+        });
+    let slope = svz / szz;
+    let e: Vec<f64> = v
+        .iter()
+        .zip(z)
+        .map(|(&a, &b)| (a - mv) - slope * (b - mz))
+        .collect();
+    if e.iter().map(|d| d * d).sum::<f64>() <= 1e-12 * svv {
+        return Err(NotComputable::new(
+            n,
+            excluded,
+            format!("{name} is a linear function of the control z"),
+        ));
+    }
+    Ok(e)
 }
 
 /// Spearman rank correlation: Pearson r of the average ranks

@@ -764,3 +764,64 @@ fn spearman_exact_up_to_12_pairs_then_student_t() {
     assert_eq!(spearman_exact_p(&[1.0, 2.5, 2.5], &[1.0, 2.0, 3.0]), None);
     assert_eq!(spearman_exact_p(&[1.0, 2.0, 2.0], &[1.0, 2.0, 3.0]), None);
 }
+
+// PARTIAL: the partial correlation by another route than ours (residuals
+// of least-squares lines): from the precision matrix P = inv(cov([x, y, z]))
+// in NumPy 2.4, r = -P_xy / sqrt(P_xx P_yy); p = 2 scipy.stats.t.sf(|t|,
+// n-3) with t = r sqrt((n-3)/(1-r²)); interval tanh(atanh r ∓
+// scipy.stats.norm.ppf(0.975) / sqrt(n-4)), as pingouin.partial_corr.
+const PARTIAL_X: [f64; 12] = [
+    1.2, 2.4, 3.1, 4.8, 5.0, 6.3, 7.7, 8.1, 9.6, 10.2, 11.0, 12.5,
+];
+const PARTIAL_Y: [f64; 12] = [2.3, 1.9, 4.4, 3.8, 6.1, 5.2, 7.9, 6.6, 9.4, 8.8, 9.1, 12.0];
+const PARTIAL_Z: [f64; 12] = [0.5, 1.1, 0.9, 2.2, 2.0, 3.1, 2.8, 4.0, 4.4, 4.1, 5.3, 5.0];
+const PARTIAL_R: f64 = 0.891654791464024;
+const PARTIAL_P: f64 = 0.00022661439625858897;
+const PARTIAL_CI: (f64, f64) = (0.627323432744443, 0.9717557172551885);
+
+// CONFOUNDED: x and y both follow z; scipy.stats.pearsonr(x, y) gives
+// r = -0.9990429205372106 (p = 8.9e-11), the partial r given z (computed
+// as PARTIAL) is positive and not significant.
+const CONF_X: [f64; 9] = [2.1, 3.9, 6.2, 7.8, 10.1, 12.2, 13.8, 16.1, 17.9];
+const CONF_Y: [f64; 9] = [-2.9, -6.2, -8.8, -12.1, -15.2, -17.8, -21.1, -24.0, -26.8];
+const CONF_Z: [f64; 9] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+const CONF_R: f64 = 0.5476330335226631;
+const CONF_P: f64 = 0.16001278910837016;
+const CONF_CI: (f64, f64) = (-0.25572455742618455, 0.9036034331698859);
+
+#[test]
+fn partial_pearson_matches_the_precision_matrix_route() {
+    let c = partial_pearson(&PARTIAL_X, &PARTIAL_Y, &PARTIAL_Z).unwrap();
+    assert_eq!(c.method, Method::PartialPearson);
+    check(&c, 12, PARTIAL_R, PARTIAL_P, Some(PARTIAL_CI));
+    let plain = pearson(&CONF_X, &CONF_Y).unwrap();
+    assert_close("plain r", plain.r, -0.9990429205372106, 1e-10, 0.0);
+    let c = partial_pearson(&CONF_X, &CONF_Y, &CONF_Z).unwrap();
+    check(&c, 9, CONF_R, CONF_P, Some(CONF_CI));
+}
+
+#[test]
+fn partial_pearson_drops_non_finite_triples_and_refuses_degenerate_ones() {
+    let mut x = PARTIAL_X.to_vec();
+    let mut y = PARTIAL_Y.to_vec();
+    let mut z = PARTIAL_Z.to_vec();
+    x.push(f64::INFINITY);
+    y.push(1.0);
+    z.push(1.0);
+    x.insert(0, 2.0);
+    y.insert(0, 3.0);
+    z.insert(0, f64::NAN);
+    let c = partial_pearson(&x, &y, &z).unwrap();
+    check(&c, 12, PARTIAL_R, PARTIAL_P, Some(PARTIAL_CI));
+    assert_eq!(c.excluded, 2);
+
+    let e = partial_pearson(&[1.0, 2.0, 3.0], &[2.0, 1.0, 3.0], &[0.0, 1.0, 1.0]).unwrap_err();
+    assert_eq!((e.n, e.reason.as_str()), (3, "n = 3 < 4"));
+    let e = partial_pearson(&CONF_X, &CONF_Y[..8], &CONF_Z).unwrap_err();
+    assert!(e.reason.contains("has 8"), "{}", e.reason);
+    let twice_z: Vec<f64> = CONF_Z.iter().map(|v| 2.0 * v + 1.0).collect();
+    let e = partial_pearson(&twice_z, &CONF_Y, &CONF_Z).unwrap_err();
+    assert_eq!(e.reason, "x is a linear function of the control z");
+    let e = partial_pearson(&CONF_X, &CONF_Y, &[4.0; 9]).unwrap_err();
+    assert_eq!(e.reason, "z has zero variance");
+}
