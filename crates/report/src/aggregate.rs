@@ -35,6 +35,31 @@ impl GroupKey {
     }
 }
 
+impl GroupKey {
+    /// The group's cells in a report table: model, block, kind, spectrum.
+    pub fn table_cells(&self) -> Vec<String> {
+        vec![
+            self.model.name.clone(),
+            self.block.clone(),
+            self.kind.to_string(),
+            self.spectrum.to_string(),
+        ]
+    }
+
+    /// The group's cells in a CSV table: model, model_sha256, block,
+    /// block_index, kind, spectrum.
+    pub fn csv_cells(&self) -> Vec<String> {
+        vec![
+            self.model.name.clone(),
+            self.model.sha256.clone(),
+            self.block.clone(),
+            self.block_index.to_string(),
+            self.kind.to_string(),
+            self.spectrum.to_string(),
+        ]
+    }
+}
+
 /// Record indices per group, in the dataset's (deterministic) order.
 pub type Groups = BTreeMap<GroupKey, Vec<usize>>;
 

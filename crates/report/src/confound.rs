@@ -88,10 +88,13 @@ pub struct Confounding {
     pub rows: Vec<ControlledRow>,
 }
 
-/// The share of active outputs per (model, block index, sample), from the
-/// block-kind exact records of square blocks.
-fn active_shares(data: &Dataset, groups: &Groups) -> BTreeMap<(ModelId, usize, usize), f64> {
-    let mut shares = BTreeMap::new();
+/// The share of active outputs per sample, per (model, block index), from
+/// the block-kind exact records of square blocks.
+type Shares = BTreeMap<(ModelId, usize), BTreeMap<usize, f64>>;
+
+/// The [`Shares`] of the records of `groups`.
+fn active_shares(data: &Dataset, groups: &Groups) -> Shares {
+    let mut shares = Shares::new();
     for (key, idx) in groups {
         if key.kind != JacobianKind::Block || key.spectrum != SpectrumVariant::Exact {
             continue;
@@ -100,7 +103,10 @@ fn active_shares(data: &Dataset, groups: &Groups) -> BTreeMap<(ModelId, usize, u
             let r = &data.records[i];
             if let (Some(a), true, true) = (r.n_active, r.square, r.n_out > 0) {
                 let share = a as f64 / r.n_out as f64;
-                shares.insert((key.model.clone(), key.block_index, r.sample), share);
+                shares
+                    .entry((key.model.clone(), key.block_index))
+                    .or_default()
+                    .insert(r.sample, share);
             }
         }
     }
@@ -114,18 +120,16 @@ pub fn confounding(
     performance: &BTreeMap<ModelId, ModelPerf>,
 ) -> Confounding {
     let shares = active_shares(data, groups);
-    let share = |r: &Record| {
-        shares
-            .get(&(ModelId::of(r), r.block_index, r.sample))
-            .copied()
-    };
     let mut out = Confounding::default();
     for (key, idx) in groups {
-        let perf = &performance[&key.model];
-        let has_control = idx.iter().any(|&i| share(&data.records[i]).is_some());
-        if !has_control || !data.records[idx[0]].square {
+        let Some(block_shares) = shares.get(&(key.model.clone(), key.block_index)) else {
+            continue;
+        };
+        let share = |r: &Record| block_shares.get(&r.sample).copied();
+        if !idx.iter().any(|&i| share(&data.records[i]).is_some()) {
             continue;
         }
+        let perf = &performance[&key.model];
         if key.kind == JacobianKind::Block && key.spectrum == SpectrumVariant::Exact {
             for (scope, target) in TESTS {
                 let [z, y] = vectors(data, idx, perf, scope, target, &share, &share);
@@ -289,20 +293,16 @@ pub fn section(a: &Analysis, alpha: f64) -> Vec<Block> {
 }
 
 fn table_row(r: &ControlledRow, alpha: f64) -> Vec<String> {
-    let k = &r.key;
     let coefficient = |t: &Result<Correlation, NotComputable>| match t {
         Ok(c) => short(c.r),
         Err(_) => "–".into(),
     };
-    let mut cells = vec![
-        k.model.name.clone(),
-        k.block.clone(),
-        k.kind.to_string(),
-        k.spectrum.to_string(),
+    let mut cells = r.key.table_cells();
+    cells.extend([
         r.metric.to_string(),
         r.scope.as_str().into(),
         r.target.as_str().into(),
-    ];
+    ]);
     match &r.partial {
         Ok(c) => cells.extend([
             c.n.to_string(),

@@ -137,14 +137,8 @@ fn published(key: &GroupKey, arch: &str, what: Quantity) -> Option<f64> {
 /// One table row: the group, what it shows, the paper's figure, then
 /// `rest` (here, n, 95% CI, p, q, verdict), padded to the header's width.
 fn table_row(key: &GroupKey, what: String, paper: Option<f64>, rest: Vec<String>) -> Vec<String> {
-    let mut cells = vec![
-        key.model.name.clone(),
-        key.block.clone(),
-        key.kind.to_string(),
-        key.spectrum.to_string(),
-        what,
-        paper.map_or("–".into(), |p| p.to_string()),
-    ];
+    let mut cells = key.table_cells();
+    cells.extend([what, paper.map_or("–".into(), |p| p.to_string())]);
     cells.extend(rest);
     cells.resize(HEADER.len(), String::new());
     cells

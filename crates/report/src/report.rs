@@ -480,13 +480,8 @@ fn stiffness(a: &Analysis, opt: &ReportOptions) -> Vec<Block> {
         .groups
         .iter()
         .map(|(k, idx)| {
-            let mut row = vec![
-                k.model.name.clone(),
-                k.block.clone(),
-                k.kind.to_string(),
-                k.spectrum.to_string(),
-                idx.len().to_string(),
-            ];
+            let mut row = k.table_cells();
+            row.push(idx.len().to_string());
             row.extend(
                 opt.key_metrics
                     .iter()
@@ -675,16 +670,12 @@ fn significant_table(mut sig: Vec<&CorrelationRow>) -> Block {
         .iter()
         .take(50)
         .map(|c| {
-            let k = &c.key;
-            let mut row = vec![
-                k.model.name.clone(),
-                k.block.clone(),
-                k.kind.to_string(),
-                k.spectrum.to_string(),
+            let mut row = c.key.table_cells();
+            row.extend([
                 c.metric.to_string(),
                 c.target.as_str().into(),
                 method_name(c.method).into(),
-            ];
+            ]);
             row.extend(test_cells(&c.result, c.q));
             row
         })

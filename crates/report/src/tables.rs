@@ -133,16 +133,10 @@ pub fn aggregates_csv(a: &Analysis) -> Vec<u8> {
 }
 
 fn aggregate_row(a: &Aggregate) -> Vec<String> {
-    let k = &a.key;
     let s = a.summary;
     let c = a.counts;
-    vec![
-        k.model.name.clone(),
-        k.model.sha256.clone(),
-        k.block.clone(),
-        k.block_index.to_string(),
-        k.kind.to_string(),
-        k.spectrum.to_string(),
+    let mut row = a.key.csv_cells();
+    row.extend([
         a.label.map_or("all".into(), |l| l.to_string()),
         a.label_name.clone(),
         a.metric.to_string(),
@@ -159,7 +153,8 @@ fn aggregate_row(a: &Aggregate) -> Vec<String> {
         opt(s.and_then(|s| s.ci_high)),
         opt(s.map(|s| s.min)),
         opt(s.map(|s| s.max)),
-    ]
+    ]);
+    row
 }
 
 /// n, r, p, ci_low, ci_high, q, excluded, reason of a test result.
@@ -210,18 +205,14 @@ fn test_cells(
     target: Target,
     method: Method,
 ) -> Vec<String> {
-    vec![
-        k.model.name.clone(),
-        k.model.sha256.clone(),
-        k.block.clone(),
-        k.block_index.to_string(),
-        k.kind.to_string(),
-        k.spectrum.to_string(),
+    let mut cells = k.csv_cells();
+    cells.extend([
         metric.into(),
         scope.as_str().into(),
         target.as_str().into(),
         method_name(method).into(),
-    ]
+    ]);
+    cells
 }
 
 /// The bytes of `confounding.csv`.
